@@ -1,0 +1,252 @@
+"""Checks that relate several fields of a schema-valid config.
+
+Each check returns the problems it finds as ``ConfigIssue``s naming the field to change; all of
+them run, so a user sees every problem at once, before any Ray actor starts.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from rlhf_ray.config.schema import GROUP_ESTIMATORS, Config
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    path: str
+    """Dotted path of the field to change."""
+    message: str
+
+
+def check_config(cfg: Config) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    for check in (
+        _check_models,
+        _check_reward,
+        _check_algorithm,
+        _check_lengths,
+        _check_batch_sizes,
+        _check_colocation,
+        _check_resources_fit,
+    ):
+        issues.extend(check(cfg))
+    return issues
+
+
+def _check_models(cfg: Config) -> list[ConfigIssue]:
+    if cfg.models.tiny is not None:
+        tiny = cfg.models.tiny
+        if tiny.hidden_size % tiny.num_heads:
+            return [ConfigIssue("models.tiny.num_heads", f"must divide hidden_size ({tiny.hidden_size})")]
+        head_dim = tiny.hidden_size // tiny.num_heads
+        if head_dim < 32:
+            return [
+                ConfigIssue(
+                    "models.tiny.num_heads",
+                    f"head_dim = hidden_size / num_heads = {head_dim}, but vLLM's CPU backend needs "
+                    "at least 32: use fewer heads or a wider model",
+                )
+            ]
+        return []
+    issues = []
+    if cfg.models.policy.path is None:
+        issues.append(ConfigIssue("models.policy.path", "is required when models.tiny is not set"))
+    if "reward" in cfg.active_roles() and cfg.models.reward.path is None:
+        issues.append(
+            ConfigIssue(
+                "models.reward.path",
+                "is required when reward.source is 'model' and models.tiny is not set",
+            )
+        )
+    return issues
+
+
+def _check_reward(cfg: Config) -> list[ConfigIssue]:
+    function = cfg.reward.function
+    if cfg.reward.source == "model":
+        if function is not None:
+            return [ConfigIssue("reward.function", "is set but reward.source is 'model': set source to 'function'")]
+        return []
+    if function is None:
+        return [ConfigIssue("reward.function", "is required when reward.source is 'function' ('module:function')")]
+    module_name, sep, attr = function.partition(":")
+    if not sep or not module_name or not attr:
+        return [ConfigIssue("reward.function", f"{function!r} is not of the form 'module:function'")]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        return [ConfigIssue("reward.function", f"cannot import module {module_name!r}: {exc}")]
+    if not callable(getattr(module, attr, None)):
+        return [ConfigIssue("reward.function", f"module {module_name!r} has no function {attr!r}")]
+    return []
+
+
+def _check_algorithm(cfg: Config) -> list[ConfigIssue]:
+    algo = cfg.algorithm
+    issues = []
+    if algo.advantage_estimator in GROUP_ESTIMATORS and cfg.rollout.samples_per_prompt < 2:
+        issues.append(
+            ConfigIssue(
+                "rollout.samples_per_prompt",
+                f"advantage estimator {algo.advantage_estimator!r} compares samples of the same prompt "
+                f"and needs at least 2 per prompt (got {cfg.rollout.samples_per_prompt})",
+            )
+        )
+    if algo.kl.controller == "adaptive" and algo.kl.target is None:
+        issues.append(ConfigIssue("algorithm.kl.target", "is required by the adaptive KL controller"))
+    if algo.kl.controller == "adaptive" and algo.kl.coef == 0:
+        issues.append(ConfigIssue("algorithm.kl.coef", "must be > 0 for the adaptive KL controller to adapt"))
+    return issues
+
+
+def _check_lengths(cfg: Config) -> list[ConfigIssue]:
+    if cfg.models.tiny is None:
+        return []
+    longest = cfg.data.max_prompt_length + cfg.rollout.max_new_tokens
+    if longest > cfg.models.tiny.max_position_embeddings:
+        return [
+            ConfigIssue(
+                "models.tiny.max_position_embeddings",
+                f"is {cfg.models.tiny.max_position_embeddings}, shorter than data.max_prompt_length + "
+                f"rollout.max_new_tokens = {longest}",
+            )
+        ]
+    return []
+
+
+def _trained_roles(cfg: Config) -> list[str]:
+    return [role for role in ("policy", "critic") if role in cfg.active_roles()]
+
+
+def _check_batch_sizes(cfg: Config) -> list[ConfigIssue]:
+    issues = []
+    samples_per_step = cfg.samples_per_step()
+    group = cfg.rollout.samples_per_prompt
+    for role in _trained_roles(cfg):
+        train = getattr(cfg.train, role)
+        ranks = cfg.resources.role(role).world_size
+        path = f"train.{role}.global_batch_size"
+        per_pass = train.micro_batch_size * ranks
+        if train.global_batch_size % per_pass:
+            issues.append(
+                ConfigIssue(
+                    path,
+                    f"{train.global_batch_size} is not a multiple of micro_batch_size x data-parallel "
+                    f"ranks = {train.micro_batch_size} x {ranks} = {per_pass}",
+                )
+            )
+        if samples_per_step % train.global_batch_size:
+            issues.append(
+                ConfigIssue(
+                    path,
+                    f"{train.global_batch_size} does not divide the samples per iteration "
+                    f"(data.prompts_per_step x rollout.samples_per_prompt = {samples_per_step})",
+                )
+            )
+        if train.global_batch_size % group:
+            issues.append(
+                ConfigIssue(
+                    path,
+                    f"{train.global_batch_size} is not a multiple of rollout.samples_per_prompt ({group}): "
+                    "an optimizer step must see whole groups of samples",
+                )
+            )
+    return issues
+
+
+def _check_colocation(cfg: Config) -> list[ConfigIssue]:
+    issues = []
+    seen: set[str] = set()
+    for i, group in enumerate(cfg.resources.colocate):
+        path = f"resources.colocate.{i}"
+        if len(group) < 2:
+            issues.append(ConfigIssue(path, f"a colocation group needs at least two roles, got {group}"))
+        repeated = seen.intersection(group)
+        if repeated or len(set(group)) < len(group):
+            issues.append(ConfigIssue(path, f"a role may be in only one colocation group: {sorted(repeated or group)}"))
+        seen.update(group)
+        shapes = {role: cfg.resources.role(role) for role in group}
+        if len({(r.num_nodes, r.gpus_per_node) for r in shapes.values()}) > 1:
+            described = ", ".join(f"{role}: {r.num_nodes}x{r.gpus_per_node}" for role, r in shapes.items())
+            issues.append(ConfigIssue(path, f"colocated roles need the same nodes x gpus_per_node ({described})"))
+    return issues
+
+
+def _placement_units(cfg: Config) -> list[tuple[str, int]]:
+    """(description, devices) of every set of devices the experiment needs on its own."""
+    active = cfg.active_roles()
+    units = []
+    placed: set[str] = set()
+    for group in cfg.resources.colocate:
+        members = [role for role in group if role in active]
+        if members:
+            units.append(("+".join(members), cfg.resources.role(members[0]).world_size))
+            placed.update(group)
+    for role in active:
+        if role not in placed:
+            units.append((role, cfg.resources.role(role).world_size))
+    if not cfg.resources.colocate_rollout:
+        units.append(
+            (
+                f"rollout ({cfg.rollout.num_engines} engines x tp {cfg.rollout.tensor_parallel_size})",
+                cfg.rollout.num_engines * cfg.rollout.tensor_parallel_size,
+            )
+        )
+    return units
+
+
+def _check_resources_fit(cfg: Config) -> list[ConfigIssue]:
+    res = cfg.resources
+    issues = []
+    for role in cfg.active_roles():
+        shape = res.role(role)
+        if shape.num_nodes > res.num_nodes:
+            issues.append(
+                ConfigIssue(f"resources.{role}.num_nodes", f"{shape.num_nodes} exceeds resources.num_nodes ({res.num_nodes})")
+            )
+    if res.device == "cpu":
+        if res.num_cpus is None:
+            return issues
+        actors = sum(devices for _, devices in _placement_units(cfg))
+        needed = actors * res.cpus_per_actor
+        if needed > res.num_cpus:
+            issues.append(
+                ConfigIssue(
+                    "resources.num_cpus",
+                    f"{res.num_cpus} logical CPUs, but the roles need {needed:g} "
+                    f"({actors} actors x resources.cpus_per_actor {res.cpus_per_actor:g})",
+                )
+            )
+        return issues
+    for role in cfg.active_roles():
+        shape = res.role(role)
+        if shape.gpus_per_node > res.gpus_per_node:
+            issues.append(
+                ConfigIssue(
+                    f"resources.{role}.gpus_per_node",
+                    f"{shape.gpus_per_node} exceeds resources.gpus_per_node ({res.gpus_per_node})",
+                )
+            )
+    if cfg.rollout.tensor_parallel_size > res.gpus_per_node:
+        issues.append(
+            ConfigIssue(
+                "rollout.tensor_parallel_size",
+                f"{cfg.rollout.tensor_parallel_size} exceeds resources.gpus_per_node ({res.gpus_per_node}): "
+                "an engine is kept within one node",
+            )
+        )
+    units = _placement_units(cfg)
+    needed = sum(devices for _, devices in units)
+    available = res.num_nodes * res.gpus_per_node
+    if needed > available:
+        breakdown = ", ".join(f"{name}: {devices}" for name, devices in units)
+        issues.append(
+            ConfigIssue(
+                "resources",
+                f"the roles need {needed} GPUs ({breakdown}) but the cluster has {available} "
+                f"(num_nodes {res.num_nodes} x gpus_per_node {res.gpus_per_node})",
+            )
+        )
+    return issues
+

