@@ -203,7 +203,9 @@ def _check_resources_fit(cfg: Config) -> list[ConfigIssue]:
         shape = res.role(role)
         if shape.num_nodes > res.num_nodes:
             issues.append(
-                ConfigIssue(f"resources.{role}.num_nodes", f"{shape.num_nodes} exceeds resources.num_nodes ({res.num_nodes})")
+                ConfigIssue(
+                    f"resources.{role}.num_nodes", f"{shape.num_nodes} exceeds resources.num_nodes ({res.num_nodes})"
+                )
             )
     if res.device == "cpu":
         if res.num_cpus is None:
@@ -249,4 +251,3 @@ def _check_resources_fit(cfg: Config) -> list[ConfigIssue]:
             )
         )
     return issues
-

@@ -96,7 +96,11 @@ def _apply_override(raw: dict[str, Any], override: str) -> str:
         if not isinstance(child, dict):
             prefix = ".".join(parents[: depth + 1])
             raise ConfigError(
-                [ConfigProblem(prefix, f"is a value, not a section, so {key!r} cannot be set", f"override {override!r}")]
+                [
+                    ConfigProblem(
+                        prefix, f"is a value, not a section, so {key!r} cannot be set", f"override {override!r}"
+                    )
+                ]
             )
         node = child
     node[leaf] = parsed

@@ -192,9 +192,9 @@ class AlgorithmConfig(Section):
     """Clip range of the value update around the old values; None disables it."""
     entropy_coef: NonNegativeFloat = 0.0
     """Weight of the entropy bonus in the policy loss."""
-    loss_aggregation: Literal[
-        "token_mean", "seq_mean_token_mean", "seq_mean_token_sum", "seq_mean_token_sum_norm"
-    ] = "token_mean"
+    loss_aggregation: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum", "seq_mean_token_sum_norm"] = (
+        "token_mean"
+    )
     """How per-token losses are reduced (``seq_mean_token_sum_norm`` is Dr. GRPO's)."""
     whiten_advantages: bool = True
     """Normalise advantages over the batch (GAE, GRPO)."""

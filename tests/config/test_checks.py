@@ -155,9 +155,10 @@ def test_real_models_need_paths():
 
 def test_sequence_must_fit_the_tiny_model():
     found = issues_of(base(models={"tiny": {"hidden_size": 64, "num_heads": 2, "max_position_embeddings": 64}}))
-    assert "shorter than data.max_prompt_length + rollout.max_new_tokens = 768" in found[
-        "models.tiny.max_position_embeddings"
-    ]
+    assert (
+        "shorter than data.max_prompt_length + rollout.max_new_tokens = 768"
+        in found["models.tiny.max_position_embeddings"]
+    )
 
 
 @pytest.mark.parametrize(

@@ -73,8 +73,9 @@ def test_unknown_key_names_file_and_line(tmp_path):
     path = write(tmp_path, TINY.replace("  temperature: 0.9", "  temprature: 0.9"))
     with pytest.raises(ConfigError) as exc:
         load_config(path)
-    assert problems(exc) == {"rollout.temprature": f"{path}:6: unknown key (check the spelling against "
-                             "`rlhf-ray validate` output)"}
+    assert problems(exc) == {
+        "rollout.temprature": f"{path}:6: unknown key (check the spelling against `rlhf-ray validate` output)"
+    }
 
 
 def test_bad_value_names_line_and_value(tmp_path):

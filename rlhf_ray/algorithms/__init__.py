@@ -1,0 +1,56 @@
+"""RLHF math on tensors: masked statistics, KL, rewards, advantages and losses. No Ray, DeepSpeed or I/O."""
+
+from rlhf_ray.algorithms.advantages import (
+    ADVANTAGE_ESTIMATORS,
+    AdvantageEstimator,
+    AdvantageInput,
+    AdvantageOutput,
+    discounted_returns,
+    get_advantage_estimator,
+    register_advantage_estimator,
+)
+from rlhf_ray.algorithms.kl import KL_ESTIMATORS, AdaptiveKLController, FixedKLController, kl_estimate
+from rlhf_ray.algorithms.logprobs import entropy_from_logits, logprobs_from_logits
+from rlhf_ray.algorithms.masked import (
+    last_token_mask,
+    masked_count,
+    masked_mean,
+    masked_sum,
+    masked_var,
+    masked_whiten,
+)
+from rlhf_ray.algorithms.policy_loss import LOSS_AGGREGATIONS, PolicyLossStats, aggregate_loss, ppo_policy_loss
+from rlhf_ray.algorithms.preference import DPO_LOSS_TYPES, bradley_terry_loss, dpo_loss
+from rlhf_ray.algorithms.rewards import kl_shaped_rewards
+from rlhf_ray.algorithms.value_loss import clipped_value_loss
+
+__all__ = [
+    "ADVANTAGE_ESTIMATORS",
+    "DPO_LOSS_TYPES",
+    "KL_ESTIMATORS",
+    "LOSS_AGGREGATIONS",
+    "AdaptiveKLController",
+    "AdvantageEstimator",
+    "AdvantageInput",
+    "AdvantageOutput",
+    "FixedKLController",
+    "PolicyLossStats",
+    "aggregate_loss",
+    "bradley_terry_loss",
+    "clipped_value_loss",
+    "discounted_returns",
+    "dpo_loss",
+    "entropy_from_logits",
+    "get_advantage_estimator",
+    "kl_estimate",
+    "kl_shaped_rewards",
+    "last_token_mask",
+    "logprobs_from_logits",
+    "masked_count",
+    "masked_mean",
+    "masked_sum",
+    "masked_var",
+    "masked_whiten",
+    "ppo_policy_loss",
+    "register_advantage_estimator",
+]

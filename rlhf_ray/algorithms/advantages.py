@@ -1,0 +1,171 @@
+"""Advantage estimators behind one signature, looked up by name.
+
+Every estimator takes an AdvantageInput and returns an AdvantageOutput whose tensors are 0 at masked
+positions. Recursions over time skip masked positions: a token's successor is the next valid token of its
+row, and after a row's last valid token the value and the return are 0.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import torch
+
+from rlhf_ray.algorithms._shapes import require_same_shape, require_scores_per_row
+from rlhf_ray.algorithms.masked import last_token_mask, masked_whiten
+
+
+@dataclass(frozen=True)
+class AdvantageInput:
+    """What an estimator may use. Per-token tensors are [B, T]; samples of one prompt are contiguous rows.
+
+    token_rewards: the KL-shaped rewards of kl_shaped_rewards, or just each score on its last valid token.
+    values: critic values, needed only by "gae".
+    eps: guards the divisions by a standard deviation (GRPO and the batch whitening).
+    """
+
+    scores: torch.Tensor
+    token_rewards: torch.Tensor
+    mask: torch.Tensor
+    values: torch.Tensor | None
+    samples_per_prompt: int
+    gamma: float = 1.0
+    lam: float = 1.0
+    eps: float = 1e-6
+
+    def __post_init__(self):
+        require_same_shape(token_rewards=self.token_rewards, mask=self.mask)
+        if self.values is not None:
+            require_same_shape(values=self.values, mask=self.mask)
+        require_scores_per_row(self.scores, self.mask)
+
+
+@dataclass(frozen=True)
+class AdvantageOutput:
+    advantages: torch.Tensor
+    returns: torch.Tensor
+
+
+AdvantageEstimator = Callable[[AdvantageInput], AdvantageOutput]
+_REGISTRY: dict[str, AdvantageEstimator] = {}
+ADVANTAGE_ESTIMATORS = MappingProxyType(_REGISTRY)  # read-only view: name -> estimator
+
+
+def register_advantage_estimator(name: str) -> Callable[[AdvantageEstimator], AdvantageEstimator]:
+    def register(estimator: AdvantageEstimator) -> AdvantageEstimator:
+        if name in _REGISTRY:
+            raise ValueError(f"advantage estimator {name!r} is already registered; pick another name")
+        _REGISTRY[name] = estimator
+        return estimator
+
+    return register
+
+
+def get_advantage_estimator(name: str) -> AdvantageEstimator:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown advantage estimator {name!r}; choose one of {sorted(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def discounted_returns(rewards: torch.Tensor, mask: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Return-to-go G_t = r_t + gamma * G_(next valid token), 0 at masked positions."""
+    valid = mask.bool()
+    returns = torch.zeros_like(rewards)
+    next_return = torch.zeros_like(rewards[:, 0])
+    for t in reversed(range(rewards.shape[1])):
+        return_t = rewards[:, t] + gamma * next_return
+        next_return = torch.where(valid[:, t], return_t, next_return)
+        returns[:, t] = torch.where(valid[:, t], return_t, 0.0)
+    return returns
+
+
+@register_advantage_estimator("gae")
+def gae(inp: AdvantageInput) -> AdvantageOutput:
+    """Generalized advantage estimation (Schulman et al. 2016) with the critic's values."""
+    if inp.values is None:
+        raise ValueError("advantage estimator 'gae' needs critic values; pass values or pick a critic-free estimator")
+    valid = inp.mask.bool()
+    advantages = torch.zeros_like(inp.token_rewards)
+    next_value = torch.zeros_like(inp.values[:, 0])
+    next_advantage = torch.zeros_like(next_value)
+    for t in reversed(range(inp.token_rewards.shape[1])):
+        delta = inp.token_rewards[:, t] + inp.gamma * next_value - inp.values[:, t]
+        advantage_t = delta + inp.gamma * inp.lam * next_advantage
+        next_value = torch.where(valid[:, t], inp.values[:, t], next_value)
+        next_advantage = torch.where(valid[:, t], advantage_t, next_advantage)
+        advantages[:, t] = torch.where(valid[:, t], advantage_t, 0.0)
+    returns = torch.where(valid, advantages + inp.values, 0.0)
+    return AdvantageOutput(advantages=advantages, returns=returns)
+
+
+def _scores_by_group(inp: AdvantageInput, estimator: str) -> torch.Tensor:
+    """Scores reshaped to [num_prompts, samples_per_prompt]."""
+    n = inp.samples_per_prompt
+    batch_size = inp.scores.shape[0]
+    if n < 2:
+        raise ValueError(
+            f"advantage estimator {estimator!r} compares samples of one prompt and needs samples_per_prompt >= 2, "
+            f"got {n}"
+        )
+    if batch_size % n != 0:
+        raise ValueError(
+            f"advantage estimator {estimator!r}: batch size {batch_size} is not divisible by "
+            f"samples_per_prompt {n}; every prompt must come with all of its samples"
+        )
+    return inp.scores.reshape(-1, n)
+
+
+def _on_valid_tokens(per_row: torch.Tensor, mask: torch.Tensor) -> AdvantageOutput:
+    """Broadcast one advantage per row to its valid tokens; it is also the return."""
+    advantages = torch.where(mask.bool(), per_row.reshape(-1, 1), 0.0)
+    return AdvantageOutput(advantages=advantages, returns=advantages)
+
+
+@register_advantage_estimator("grpo")
+def grpo(inp: AdvantageInput) -> AdvantageOutput:
+    """GRPO (Shao et al. 2024): the score standardised within its prompt's group."""
+    groups = _scores_by_group(inp, "grpo")
+    normalized = (groups - groups.mean(-1, keepdim=True)) / (groups.std(-1, keepdim=True) + inp.eps)
+    return _on_valid_tokens(normalized, inp.mask)
+
+
+@register_advantage_estimator("dr_grpo")
+def dr_grpo(inp: AdvantageInput) -> AdvantageOutput:
+    """Dr. GRPO (Liu et al. 2025): the score minus its group's mean, without dividing by the std."""
+    groups = _scores_by_group(inp, "dr_grpo")
+    return _on_valid_tokens(groups - groups.mean(-1, keepdim=True), inp.mask)
+
+
+@register_advantage_estimator("rloo")
+def rloo(inp: AdvantageInput) -> AdvantageOutput:
+    """RLOO (Ahmadian et al. 2024): the score minus the mean score of the other samples of its prompt."""
+    groups = _scores_by_group(inp, "rloo")
+    n = inp.samples_per_prompt
+    mean_of_others = (groups.sum(-1, keepdim=True) - groups) / (n - 1)
+    return _on_valid_tokens(groups - mean_of_others, inp.mask)
+
+
+@register_advantage_estimator("reinforce++")
+def reinforce_plus_plus(inp: AdvantageInput) -> AdvantageOutput:
+    """REINFORCE++ (Hu 2025): return-to-go of the token rewards, whitened over the whole batch.
+
+    returns holds the return-to-go before whitening.
+    """
+    returns = discounted_returns(inp.token_rewards, inp.mask, inp.gamma)
+    return AdvantageOutput(advantages=masked_whiten(returns, inp.mask, eps=inp.eps), returns=returns)
+
+
+@register_advantage_estimator("reinforce++_baseline")
+def reinforce_plus_plus_baseline(inp: AdvantageInput) -> AdvantageOutput:
+    """REINFORCE++ with a group baseline: like "reinforce++", but each row's score is first centred on its
+    group's mean.
+
+    token_rewards carries the score on the last valid token, so subtracting the group mean there turns
+    (KL part + score) into (KL part + score - group mean) without touching the KL part. The return-to-go
+    of that is whitened over the batch; returns holds it before whitening.
+    """
+    groups = _scores_by_group(inp, "reinforce++_baseline")
+    group_mean_per_row = groups.mean(-1, keepdim=True).expand_as(groups).reshape(-1, 1)
+    centred_rewards = inp.token_rewards - torch.where(last_token_mask(inp.mask), group_mean_per_row, 0.0)
+    returns = discounted_returns(centred_rewards, inp.mask, inp.gamma)
+    return AdvantageOutput(advantages=masked_whiten(returns, inp.mask, eps=inp.eps), returns=returns)
