@@ -1,0 +1,64 @@
+"""Forward passes over a ``SequenceBatch``: what each role computes from a model.
+
+Positions come from the attention mask, so left-padded prompts see the same positions as
+unpadded ones. Response position ``t`` is predicted by the hidden state one step before it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rlhf_ray.algorithms import entropy_from_logits, logprobs_from_logits
+from rlhf_ray.data import SequenceBatch
+
+
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def _before_response(batch: SequenceBatch, per_position: torch.Tensor) -> torch.Tensor:
+    """The slice of a [B, P + R, ...] tensor whose positions predict the R response tokens."""
+    response_len = batch.response_length
+    return per_position[:, -response_len - 1 : -1]
+
+
+def response_logprobs(
+    model: torch.nn.Module, batch: SequenceBatch, with_entropy: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-token log-probs [B, R] of the response tokens (and the policy entropy there)."""
+    logits = model(
+        input_ids=batch.sequences,
+        attention_mask=batch.attention_mask,
+        position_ids=position_ids(batch.attention_mask),
+        use_cache=False,
+    ).logits
+    logits = _before_response(batch, logits)
+    response_tokens = batch.sequences[:, -batch.response_length :]
+    logprobs = logprobs_from_logits(logits, response_tokens) * batch.response_mask
+    entropy = entropy_from_logits(logits) * batch.response_mask if with_entropy else None
+    return logprobs, entropy
+
+
+def response_values(model: torch.nn.Module, batch: SequenceBatch) -> torch.Tensor:
+    """Per-token values [B, R] from a token-classification model with one label."""
+    values = model(
+        input_ids=batch.sequences,
+        attention_mask=batch.attention_mask,
+        position_ids=position_ids(batch.attention_mask),
+        use_cache=False,
+    ).logits.squeeze(-1)
+    return _before_response(batch, values).float() * batch.response_mask
+
+
+def sequence_scores(model: torch.nn.Module, batch: SequenceBatch) -> torch.Tensor:
+    """One score [B] per sequence, read at its last real token (robust to either padding side)."""
+    hidden = model.base_model(
+        input_ids=batch.sequences,
+        attention_mask=batch.attention_mask,
+        position_ids=position_ids(batch.attention_mask),
+        use_cache=False,
+    ).last_hidden_state
+    columns = torch.arange(batch.sequences.shape[1], device=batch.sequences.device)
+    last = (columns * batch.attention_mask.long()).argmax(-1)
+    rows = torch.arange(len(batch), device=batch.sequences.device)
+    return model.score(hidden[rows, last]).squeeze(-1).float()
