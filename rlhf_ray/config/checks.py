@@ -52,7 +52,7 @@ def _check_models(cfg: Config) -> list[ConfigIssue]:
     issues = []
     if cfg.models.policy.path is None:
         issues.append(ConfigIssue("models.policy.path", "is required when models.tiny is not set"))
-    if "reward" in cfg.active_roles() and cfg.models.reward.path is None:
+    if cfg.reward.source == "model" and cfg.models.reward.path is None:
         issues.append(
             ConfigIssue(
                 "models.reward.path",
@@ -173,8 +173,8 @@ def _check_colocation(cfg: Config) -> list[ConfigIssue]:
     return issues
 
 
-def _placement_units(cfg: Config) -> list[tuple[str, int]]:
-    """(description, devices) of every set of devices the experiment needs on its own."""
+def _placement_units(cfg: Config, on_cpu: bool) -> list[tuple[str, int]]:
+    """(description, devices) of every set of devices (CPU slots when ``on_cpu``) needed on its own."""
     active = cfg.active_roles()
     units = []
     placed: set[str] = set()
@@ -184,7 +184,7 @@ def _placement_units(cfg: Config) -> list[tuple[str, int]]:
             units.append(("+".join(members), cfg.resources.role(members[0]).world_size))
             placed.update(group)
     for role in active:
-        if role not in placed:
+        if role not in placed and (on_cpu or cfg.role_uses_accelerator(role)):
             units.append((role, cfg.resources.role(role).world_size))
     if not cfg.resources.colocate_rollout:
         units.append(
@@ -210,7 +210,7 @@ def _check_resources_fit(cfg: Config) -> list[ConfigIssue]:
     if res.device == "cpu":
         if res.num_cpus is None:
             return issues
-        actors = sum(devices for _, devices in _placement_units(cfg))
+        actors = sum(devices for _, devices in _placement_units(cfg, on_cpu=True))
         needed = actors * res.cpus_per_actor
         if needed > res.num_cpus:
             issues.append(
@@ -238,7 +238,7 @@ def _check_resources_fit(cfg: Config) -> list[ConfigIssue]:
                 "an engine is kept within one node",
             )
         )
-    units = _placement_units(cfg)
+    units = _placement_units(cfg, on_cpu=False)
     needed = sum(devices for _, devices in units)
     available = res.num_nodes * res.gpus_per_node
     if needed > available:

@@ -57,18 +57,20 @@ class TrainableModelConfig(Section):
     """A model that is trained (policy, critic). Its precision is set in ``train.<role>``."""
 
     path: str | None = None
-    """Local HF folder or hub id. None: the policy is built from ``models.tiny``; the critic starts
-    from the policy's weights with a new value head."""
+    """Local HF model folder (on every node). None: built from ``models.tiny`` (the critic from the
+    value model, whose backbone is the policy's)."""
 
 
 class FrozenModelConfig(Section):
     """A model that is only evaluated (reference, reward)."""
 
     path: str | None = None
-    """Local HF folder or hub id. None: the reference is the initial policy; the reward model is
-    built from ``models.tiny``."""
+    """Local HF model folder (on every node). None: the reference is the initial policy; the reward
+    model is built from ``models.tiny``."""
     dtype: Dtype = "bfloat16"
     """Weights dtype for the forward passes."""
+    zero_stage: Literal[0, 3] = 0
+    """0: a full copy on every rank; 3: parameters sharded over the ranks (for models too large to copy)."""
 
 
 class ModelsConfig(Section):
@@ -409,9 +411,17 @@ class Config(Section):
             roles.append("critic")
         if self.algorithm.kl.coef > 0:
             roles.append("reference")
-        if self.reward.source == "model":
-            roles.append("reward")
+        roles.append("reward")
         return roles
+
+    def role_uses_accelerator(self, role: RoleName) -> bool:
+        """Whether each rank of ``role`` needs a GPU (a reward function runs on a CPU)."""
+        return not (role == "reward" and self.reward.source == "function")
+
+    def optimizer_steps(self, role: RoleName, iterations: int) -> int:
+        """Optimizer steps of a trained role over ``iterations`` PPO iterations."""
+        train = getattr(self.train, role)
+        return iterations * train.epochs * (self.samples_per_step() // train.global_batch_size)
 
     def samples_per_step(self) -> int:
         return self.data.prompts_per_step * self.rollout.samples_per_prompt

@@ -39,14 +39,15 @@ def test_base_is_valid():
     assert cfg.samples_per_step() == 32
 
 
-def test_critic_free_function_reward_without_kl_needs_only_the_policy():
+def test_critic_free_function_reward_without_kl_needs_policy_and_reward_function():
     cfg = validate_config(
         base(
             algorithm={"advantage_estimator": "grpo", "kl": {"coef": 0}},
             reward={"source": "function", "function": "rlhf_ray.rewards.math:exact_match"},
         )
     )
-    assert cfg.active_roles() == ["policy"]
+    assert cfg.active_roles() == ["policy", "reward"]
+    assert not cfg.role_uses_accelerator("reward")
 
 
 @pytest.mark.parametrize("estimator", ["grpo", "dr_grpo", "rloo", "reinforce++_baseline"])

@@ -1,11 +1,6 @@
-import os
-
 import pytest
 
-# Nothing in these tests may reach a hub; set before transformers is imported by a test module.
-os.environ["HF_HUB_OFFLINE"] = "1"
-
-from rlhf_ray.models import TinyModelSpec, build_tiny_models  # noqa: E402
+from rlhf_ray.models import TinyModelSpec, build_tiny_models
 
 
 @pytest.fixture(scope="session")

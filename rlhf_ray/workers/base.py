@@ -1,0 +1,108 @@
+"""What every role rank does, whatever its role: join the group, run forward passes in micro-batches,
+and (for trained roles) train through the shared loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import ray
+import torch
+
+from rlhf_ray.config import Config
+from rlhf_ray.config.schema import RoleTrainingConfig
+from rlhf_ray.data import SequenceBatch
+from rlhf_ray.distributed.device import DeviceProfile
+from rlhf_ray.distributed.process_group import destroy_process_group, init_process_group, rendezvous_address
+from rlhf_ray.engines.deepspeed_engine import InferenceEngine, TrainingEngine
+from rlhf_ray.workers.training_loop import LossFn, train_on_batch
+
+PROCESS_GROUP_TIMEOUT_S = 1800.0
+ModelForward = Callable[[torch.nn.Module, SequenceBatch], torch.Tensor]
+
+
+class RoleWorker:
+    """One rank of a role group; subclasses bind an engine to the role's methods."""
+
+    def __init__(self, cfg: Config, rank: int, world_size: int, device: DeviceProfile):
+        self.cfg = cfg
+        self.rank = rank
+        self.world_size = world_size
+        self.device_profile = device
+        torch.manual_seed(cfg.seed + rank)
+
+    def rendezvous_address(self) -> tuple[str, int]:
+        return rendezvous_address()
+
+    def init_process_group(self, master_addr: str, master_port: int) -> None:
+        init_process_group(
+            self.rank, self.world_size, master_addr, master_port, self.device_profile.backend, PROCESS_GROUP_TIMEOUT_S
+        )
+
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()
+
+    def shutdown(self) -> None:
+        destroy_process_group()
+
+
+class ModelRoleWorker(RoleWorker):
+    """A rank that holds a model and evaluates it in micro-batches."""
+
+    def _inference_model(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def _forward(self, forward: ModelForward, batch: SequenceBatch) -> torch.Tensor:
+        """``forward`` over consecutive micro-batches, outputs concatenated on the CPU."""
+        model = self._inference_model()
+        size = self.cfg.train.forward_micro_batch_size
+        outputs = []
+        for start in range(0, len(batch), size):
+            micro = batch.select(range(start, min(start + size, len(batch)))).to(self.device_profile.torch_device)
+            outputs.append(forward(model, micro).float().cpu())
+        return torch.cat(outputs)
+
+
+class FrozenRoleWorker(ModelRoleWorker):
+    """A rank of a role that only evaluates a model (reference, reward model)."""
+
+    engine: InferenceEngine
+
+    def _inference_model(self) -> torch.nn.Module:
+        return self.engine.module
+
+
+class TrainedRoleWorker(ModelRoleWorker):
+    """A rank of a role trained by DeepSpeed (policy, critic): its engine, training passes and state."""
+
+    role: str  # the ``train.<role>`` section that configures it
+    engine: TrainingEngine
+
+    def _start_engine(self, build_model: Callable[[], torch.nn.Module], total_steps: int) -> None:
+        self.engine = TrainingEngine(build_model, self._train_config, self.world_size, total_steps)
+        self.updates = 0
+
+    @property
+    def _train_config(self) -> RoleTrainingConfig:
+        return getattr(self.cfg.train, self.role)
+
+    def _inference_model(self) -> torch.nn.Module:
+        self.engine.eval_mode()
+        return self.engine.module
+
+    def _train(self, batch: SequenceBatch, loss_fn: LossFn) -> dict[str, float]:
+        train = self._train_config
+        # A different shuffle every update, the same on every run.
+        seed = self.cfg.seed + 1_000_003 * self.updates + self.rank
+        self.updates += 1
+        return train_on_batch(self.engine, batch, loss_fn, train.micro_batch_size, train.epochs, seed)
+
+    def state_dict(self) -> dict[str, torch.Tensor] | None:
+        """Full weights on rank 0 (every rank must call: a collective under ZeRO-3)."""
+        return self.engine.full_state_dict()
+
+    def save(self, directory: str) -> None:
+        self.engine.save(directory)
+
+    def load(self, directory: str) -> None:
+        self.engine.load(directory)

@@ -1,0 +1,40 @@
+"""The critic: per-token values, and the clipped value update."""
+
+from __future__ import annotations
+
+import torch
+
+from rlhf_ray.algorithms import clipped_value_loss
+from rlhf_ray.data import SequenceBatch
+from rlhf_ray.models import load_value_model
+from rlhf_ray.models.forward import response_values
+from rlhf_ray.workers.base import TrainedRoleWorker
+
+
+class CriticWorker(TrainedRoleWorker):
+    role = "critic"
+
+    def setup(self, model_path: str, total_steps: int) -> None:
+        self._start_engine(lambda: load_value_model(model_path, "float32", role="critic"), total_steps)
+
+    def values(self, batch: SequenceBatch) -> torch.Tensor:
+        """[B, R] values of the states before each response token."""
+        return self._forward(response_values, batch)
+
+    def update(self, batch: SequenceBatch) -> dict[str, float]:
+        """Value epochs over this rank's share of the batch (needs values and returns)."""
+        algo = self.cfg.algorithm
+
+        def loss_fn(model: torch.nn.Module, micro: SequenceBatch):
+            values = response_values(model, micro)
+            loss, clip_fraction = clipped_value_loss(
+                values,
+                micro.values,
+                micro.returns,
+                micro.response_mask,
+                clip=algo.value_clip,
+                aggregation=algo.loss_aggregation,
+            )
+            return loss, {"value_loss": loss.detach(), "value_clip_fraction": clip_fraction}
+
+        return self._train(batch, loss_fn)

@@ -1,0 +1,58 @@
+"""The policy (actor): response log-probs, and the PPO update."""
+
+from __future__ import annotations
+
+import torch
+
+from rlhf_ray.algorithms import aggregate_loss, kl_estimate, ppo_policy_loss
+from rlhf_ray.data import SequenceBatch
+from rlhf_ray.models import load_causal_lm
+from rlhf_ray.models.forward import response_logprobs
+from rlhf_ray.workers.base import TrainedRoleWorker
+
+
+class PolicyWorker(TrainedRoleWorker):
+    role = "policy"
+
+    def setup(self, model_path: str, total_steps: int) -> None:
+        self._start_engine(lambda: load_causal_lm(model_path, "float32", role="policy"), total_steps)
+
+    def logprobs(self, batch: SequenceBatch) -> torch.Tensor:
+        """[B, R] log-probs of the responses under the current policy."""
+        return self._forward(lambda model, micro: response_logprobs(model, micro)[0], batch)
+
+    def update(self, batch: SequenceBatch, kl_coef: float) -> dict[str, float]:
+        """PPO epochs over this rank's share (needs old_logprobs and advantages; ref_logprobs too when the
+        KL is a loss term)."""
+        algo = self.cfg.algorithm
+        kl_in_loss = algo.kl.placement == "loss" and kl_coef > 0
+
+        def loss_fn(model: torch.nn.Module, micro: SequenceBatch):
+            logprobs, entropy = response_logprobs(model, micro, with_entropy=True)
+            loss, stats = ppo_policy_loss(
+                logprobs,
+                micro.old_logprobs,
+                micro.advantages,
+                micro.response_mask,
+                clip_low=algo.clip_low,
+                clip_high=algo.clip_high,
+                dual_clip=algo.dual_clip,
+                aggregation=algo.loss_aggregation,
+            )
+            entropy = aggregate_loss(entropy, micro.response_mask, algo.loss_aggregation)
+            metrics = {
+                "policy_loss": loss.detach(),
+                "clip_fraction": stats.clip_fraction,
+                "approx_kl": stats.approx_kl,
+                "entropy": entropy.detach(),
+            }
+            if kl_in_loss:
+                per_token_kl = kl_estimate(logprobs, micro.ref_logprobs, algo.kl.estimator)
+                kl = aggregate_loss(per_token_kl, micro.response_mask, algo.loss_aggregation)
+                loss = loss + kl_coef * kl
+                metrics["kl_loss"] = kl.detach()
+            if algo.entropy_coef:
+                loss = loss - algo.entropy_coef * entropy
+            return loss, metrics
+
+        return self._train(batch, loss_fn)

@@ -1,0 +1,26 @@
+"""The reference policy: log-probs from the frozen initial policy, for the KL penalty."""
+
+from __future__ import annotations
+
+import torch
+
+from rlhf_ray.data import SequenceBatch
+from rlhf_ray.engines.deepspeed_engine import InferenceEngine
+from rlhf_ray.models import load_causal_lm
+from rlhf_ray.models.forward import response_logprobs
+from rlhf_ray.workers.base import FrozenRoleWorker
+
+
+class ReferenceWorker(FrozenRoleWorker):
+    def setup(self, model_path: str) -> None:
+        model = self.cfg.models.reference
+        self.engine = InferenceEngine(
+            lambda: load_causal_lm(model_path, model.dtype, role="reference"),
+            model.zero_stage,
+            self.world_size,
+            self.device_profile.torch_device,
+        )
+
+    def logprobs(self, batch: SequenceBatch) -> torch.Tensor:
+        """[B, R] log-probs of the responses under the reference policy."""
+        return self._forward(lambda model, micro: response_logprobs(model, micro)[0], batch)

@@ -1,0 +1,208 @@
+"""Role groups on a real local Ray cluster with DeepSpeed on gloo: the four roles, sharding, updates."""
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+from rlhf_ray.algorithms import ppo_policy_loss
+from rlhf_ray.data import SequenceBatch, pack_sequences
+from rlhf_ray.distributed.device import DeviceProfile
+from rlhf_ray.distributed.placement import plan_placement, release, reserve
+from rlhf_ray.distributed.role_group import RoleGroup
+from rlhf_ray.workers import PolicyWorker
+from rlhf_ray.workers.groups import start_role_groups
+from tests.roles.conftest import TINY_MODELS, role_config
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("local_ray")]
+CPU = DeviceProfile("cpu")
+EXACT = 1e-5  # fp32: sharded and single-process forwards must agree to rounding
+
+
+def random_batch(size: int, seed: int) -> SequenceBatch:
+    """Prompts of 2-6 tokens and responses of 1-5 tokens, so both paddings occur."""
+    gen = torch.Generator().manual_seed(seed)
+    vocab = TINY_MODELS["vocab_size"]
+    prompts = [
+        torch.randint(3, vocab, (int(n),), generator=gen).tolist() for n in torch.randint(2, 7, (size,), generator=gen)
+    ]
+    responses = [
+        torch.randint(3, vocab, (int(n),), generator=gen).tolist() for n in torch.randint(1, 6, (size,), generator=gen)
+    ]
+    return pack_sequences(prompts, responses, pad_token_id=0)
+
+
+def unpadded_rows(batch: SequenceBatch):
+    """(token ids, prompt length, response length) of each row without padding."""
+    prompt_len = batch.sequences.shape[1] - batch.response_length
+    for row in range(len(batch)):
+        ids = batch.sequences[row][batch.attention_mask[row].bool()]
+        response_len = int(batch.response_mask[row].sum())
+        yield ids.unsqueeze(0), prompt_len - int((batch.attention_mask[row, :prompt_len] == 0).sum()), response_len
+
+
+@torch.no_grad()
+def reference_logprobs(path, batch: SequenceBatch) -> torch.Tensor:
+    """Log-probs from a plain transformers forward of each unpadded sequence on its own."""
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    out = torch.zeros(batch.response_mask.shape)
+    for row, (ids, prompt_len, response_len) in enumerate(unpadded_rows(batch)):
+        logits = model(ids).logits[0]
+        logprobs = torch.log_softmax(logits, -1)
+        for t in range(response_len):
+            out[row, t] = logprobs[prompt_len - 1 + t, ids[0, prompt_len + t]]
+    return out
+
+
+@torch.no_grad()
+def reference_values(path, batch: SequenceBatch) -> torch.Tensor:
+    model = AutoModelForTokenClassification.from_pretrained(path, dtype=torch.float32, num_labels=1)
+    out = torch.zeros(batch.response_mask.shape)
+    for row, (ids, prompt_len, response_len) in enumerate(unpadded_rows(batch)):
+        values = model(ids).logits[0, :, 0]
+        out[row, :response_len] = values[prompt_len - 1 : prompt_len - 1 + response_len]
+    return out
+
+
+@torch.no_grad()
+def reference_scores(path, batch: SequenceBatch) -> torch.Tensor:
+    model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32, num_labels=1)
+    return torch.tensor([model(ids).logits[0, 0].item() for ids, _, _ in unpadded_rows(batch)])
+
+
+@pytest.fixture(scope="module")
+def four_roles(tiny_dir, tiny_paths):
+    """Policy (2 ranks, ZeRO-2) colocated with the reference (2 ranks, ZeRO-3); critic (2 ranks, ZeRO-3)
+    and reward model (1 rank) on their own."""
+    cfg = role_config(
+        tiny_dir,
+        models={
+            "tiny": {**TINY_MODELS, "output_dir": str(tiny_dir)},
+            "reference": {"dtype": "float32", "zero_stage": 3},
+            "reward": {"dtype": "float32"},
+        },
+        train={
+            "forward_micro_batch_size": 3,
+            "policy": {"precision": "fp32", "zero_stage": 2, "micro_batch_size": 2, "global_batch_size": 8, "lr": 1e-3},
+            "critic": {"precision": "fp32", "zero_stage": 3, "micro_batch_size": 2, "global_batch_size": 8, "lr": 1e-3},
+        },
+        resources={
+            "device": "cpu",
+            "policy": {"gpus_per_node": 2},
+            "reference": {"gpus_per_node": 2},
+            "critic": {"gpus_per_node": 2},
+            "colocate": [["policy", "reference"]],
+        },
+    )
+    groups = start_role_groups(cfg, CPU, tiny_paths, iterations=10)
+    yield groups
+    groups.shutdown()
+
+
+def test_colocated_roles_share_a_placement_group(four_roles):
+    slots = four_roles.slots
+    assert slots["policy"].placement_group == slots["reference"].placement_group
+    assert slots["critic"].placement_group != slots["policy"].placement_group
+    assert (slots["policy"].num_cpus, slots["critic"].num_cpus) == (0.5, 1.0)
+
+
+@pytest.mark.parametrize("size", [7, 1])  # 7 shards unevenly over 2 ranks; 1 leaves a rank only padding
+def test_sharded_forwards_equal_single_process_transformers(four_roles, tiny_paths, size):
+    batch = random_batch(size, seed=size)
+    policy = four_roles.policy.run("logprobs", batch)
+    assert policy.shape == batch.response_mask.shape
+    assert (policy - reference_logprobs(tiny_paths.policy, batch)).abs().max() < EXACT
+    reference = four_roles.reference.run("logprobs", batch)
+    assert (reference - reference_logprobs(tiny_paths.reference, batch)).abs().max() < EXACT
+    values = four_roles.critic.run("values", batch)
+    assert (values - reference_values(tiny_paths.critic, batch)).abs().max() < EXACT
+    scores = four_roles.reward.run("scores", batch)
+    assert scores.shape == (size,)
+    assert (scores - reference_scores(tiny_paths.reward, batch)).abs().max() < EXACT
+
+
+def test_updates_lower_the_loss_and_leave_the_reference_alone(four_roles):
+    batch = random_batch(8, seed=11)
+    gen = torch.Generator().manual_seed(3)
+    reference_before = four_roles.reference.run("logprobs", batch)
+    old = four_roles.policy.run("logprobs", batch)
+    advantages = torch.randn(batch.response_mask.shape, generator=gen) * batch.response_mask
+    batch = batch.with_fields(old_logprobs=old, advantages=advantages)
+
+    def policy_loss() -> float:
+        new = four_roles.policy.run("logprobs", batch)
+        return ppo_policy_loss(new, old, advantages, batch.response_mask)[0].item()
+
+    loss_before = policy_loss()
+    metrics = four_roles.policy.submit("update", batch, even=True, kl_coef=0.0).result()
+    assert metrics["lr"] == pytest.approx(1e-3) and metrics["grad_norm"] > 0
+    assert policy_loss() < loss_before - 0.05
+
+    values = four_roles.critic.run("values", batch)
+    returns = values + torch.randn(values.shape, generator=gen) * batch.response_mask
+    critic_batch = batch.with_fields(values=values, returns=returns)
+    value_error_before = ((values - returns) ** 2 * batch.response_mask).sum()
+    metrics = four_roles.critic.submit("update", critic_batch, even=True).result()
+    assert metrics["value_loss"] > 0
+    value_error_after = ((four_roles.critic.run("values", batch) - returns) ** 2 * batch.response_mask).sum()
+    assert value_error_after < value_error_before
+
+    assert torch.equal(four_roles.reference.run("logprobs", batch), reference_before)
+
+
+def test_update_refuses_an_uneven_split(four_roles):
+    with pytest.raises(ValueError, match="7 samples do not split evenly over 2 ranks"):
+        four_roles.policy.submit("update", random_batch(7, seed=0), even=True, kl_coef=0.0)
+
+
+def one_update(cfg, paths, batch: SequenceBatch) -> tuple[dict, dict]:
+    """Start a 2-rank policy group, run one update, return its metrics and the new full weights."""
+    slots = reserve(plan_placement(cfg, CPU, ["policy"]), timeout_s=60)
+    group = RoleGroup("policy", PolicyWorker, slots["policy"], cfg, CPU)
+    try:
+        group.call("setup", paths.policy, 10)
+        metrics = group.submit("update", batch, even=True, kl_coef=0.0).result()
+        weights = group.call("state_dict")[0]
+    finally:
+        group.shutdown()
+        release(slots)
+    return metrics, weights
+
+
+def test_one_update_gives_the_same_weights_under_zero_0_2_3(tiny_dir, tiny_paths):
+    lr = 1e-4
+    batch = random_batch(8, seed=5)
+    initial = AutoModelForCausalLM.from_pretrained(tiny_paths.policy, dtype=torch.float32).state_dict()
+    gen = torch.Generator().manual_seed(9)
+    batch = batch.with_fields(
+        old_logprobs=reference_logprobs(tiny_paths.policy, batch),
+        advantages=torch.randn(batch.response_mask.shape, generator=gen) * batch.response_mask,
+    )
+    results = {}
+    for stage in (0, 2, 3):
+        cfg = role_config(
+            tiny_dir,
+            train={
+                "policy": {
+                    "precision": "fp32",
+                    "zero_stage": stage,
+                    "micro_batch_size": 2,
+                    "global_batch_size": 8,
+                    "lr": lr,
+                }
+            },
+            resources={"device": "cpu", "policy": {"gpus_per_node": 2}},
+        )
+        results[stage] = one_update(cfg, tiny_paths, batch)
+    norms = {stage: metrics["grad_norm"] for stage, (metrics, _) in results.items()}
+    assert norms[2] == pytest.approx(norms[0], rel=1e-4) and norms[3] == pytest.approx(norms[0], rel=1e-4)
+    # Adam's first step moves each weight by lr * g / (|g| + eps): about lr, except where a gradient is
+    # near eps, and there a rounding difference in g shows. So: every weight within 10% of one step,
+    # and on average within 0.01%.
+    for stage in (2, 3):
+        weights, baseline = results[stage][1], results[0][1]
+        assert weights.keys() == baseline.keys()
+        diffs = torch.cat([(weights[name] - value).abs().flatten() for name, value in baseline.items()])
+        assert diffs.max() < 0.1 * lr, f"ZeRO-{stage}: max difference {diffs.max():.2e}"
+        assert diffs.mean() < 1e-4 * lr, f"ZeRO-{stage}: mean difference {diffs.mean():.2e}"
+    moved = max((results[0][1][name] - initial[name]).abs().max() for name in initial)
+    assert moved > 0.5 * lr
