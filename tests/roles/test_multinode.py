@@ -1,0 +1,47 @@
+"""A role group spread over a simulated multi-node cluster."""
+
+import pytest
+import ray
+from ray.cluster_utils import Cluster
+
+from rlhf_ray.distributed.device import DeviceProfile
+from rlhf_ray.distributed.placement import plan_placement, release, reserve
+from rlhf_ray.distributed.role_group import RoleGroup
+from rlhf_ray.workers import PolicyWorker
+from tests.roles.conftest import role_config
+from tests.roles.test_role_groups import random_batch
+
+CPU = DeviceProfile("cpu")
+
+
+@pytest.fixture
+def two_node_cluster():
+    """Two simulated nodes of 2 CPUs each on this machine."""
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+    cluster.add_node(num_cpus=2)
+    ray.init(address=cluster.address, log_to_driver=False)
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
+@pytest.mark.slow
+def test_a_two_node_group_spreads_over_both_nodes_and_trains(tiny_dir, tiny_paths, two_node_cluster):
+    cfg = role_config(tiny_dir, resources={"device": "cpu", "num_nodes": 2, "policy": {"num_nodes": 2}})
+    slots = reserve(plan_placement(cfg, CPU, ["policy"]), timeout_s=60)
+    group = RoleGroup("policy", PolicyWorker, slots["policy"], cfg, CPU)
+    try:
+        node_ids = group.call("node_id")
+        assert len(set(node_ids)) == 2
+        assert set(node_ids) == {node["NodeID"] for node in ray.nodes() if node["Alive"]}
+        group.call("setup", tiny_paths.policy, 10)
+        batch = random_batch(8, seed=1)
+        old = group.run("logprobs", batch)
+        batch = batch.with_fields(old_logprobs=old, advantages=batch.response_mask.float())
+        metrics = group.submit("update", batch, even=True, kl_coef=0.0).result()
+        assert metrics["grad_norm"] > 0
+        # Raising the log-prob of every response token is what a positive advantage asks for.
+        assert (group.run("logprobs", batch) - old).sum() > 0
+    finally:
+        group.shutdown()
+        release(slots)
