@@ -1,9 +1,35 @@
-"""Shared by every test: offline, no Ray token auth, W&B offline."""
+"""Shared by every test: offline, no Ray token auth, W&B offline; a local Ray cluster and tiny models
+for the tests that start roles."""
 
 import os
+
+import pytest
 
 # Set before anything imports transformers, ray or wandb.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import ray  # noqa: E402
+
+from rlhf_ray.models.paths import resolve_model_paths  # noqa: E402
+from tests.tiny_roles import role_config  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("tiny_models")
+
+
+@pytest.fixture(scope="session")
+def tiny_paths(tiny_dir):
+    return resolve_model_paths(role_config(tiny_dir))
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local cluster declaring more logical CPUs than cores, so every role fits on 2 cores."""
+    ray.init(address="local", num_cpus=8, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()

@@ -9,6 +9,7 @@ from rlhf_ray.algorithms.advantages import (
     get_advantage_estimator,
     register_advantage_estimator,
 )
+from rlhf_ray.algorithms.diagnostics import logprob_mismatch
 from rlhf_ray.algorithms.kl import KL_ESTIMATORS, AdaptiveKLController, FixedKLController, kl_estimate
 from rlhf_ray.algorithms.logprobs import entropy_from_logits, logprobs_from_logits
 from rlhf_ray.algorithms.masked import (
@@ -45,6 +46,7 @@ __all__ = [
     "kl_estimate",
     "kl_shaped_rewards",
     "last_token_mask",
+    "logprob_mismatch",
     "logprobs_from_logits",
     "masked_count",
     "masked_mean",

@@ -200,13 +200,12 @@ def _placement_units(cfg: Config, on_cpu: bool) -> list[tuple[str, int]]:
     for role in active:
         if role not in placed and (on_cpu or cfg.role_uses_accelerator(role)):
             units.append((role, cfg.resources.role(role).world_size))
-    if not cfg.resources.colocate_rollout:
-        units.append(
-            (
-                f"rollout ({cfg.rollout.num_engines} engines x tp {cfg.rollout.tensor_parallel_size})",
-                cfg.rollout.num_engines * cfg.rollout.tensor_parallel_size,
-            )
+    units.append(
+        (
+            f"rollout ({cfg.rollout.num_engines} engines x tp {cfg.rollout.tensor_parallel_size})",
+            cfg.rollout.num_engines * cfg.rollout.tensor_parallel_size,
         )
+    )
     return units
 
 
@@ -244,6 +243,13 @@ def _check_resources_fit(cfg: Config) -> list[ConfigIssue]:
                     f"{shape.gpus_per_node} exceeds resources.gpus_per_node ({res.gpus_per_node})",
                 )
             )
+    if cfg.rollout.tensor_parallel_size > 1:
+        issues.append(
+            ConfigIssue(
+                "rollout.tensor_parallel_size",
+                "engines run vLLM in-process, which serves one GPU per engine: use more engines of size 1",
+            )
+        )
     if cfg.rollout.tensor_parallel_size > res.gpus_per_node:
         issues.append(
             ConfigIssue(

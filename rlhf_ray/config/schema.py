@@ -151,6 +151,12 @@ class RolloutConfig(Section):
     """Reuse KV cache across samples of one prompt."""
     return_logprobs: bool = True
     """Return per-token sampling log-probs, for the policy/engine mismatch metric."""
+    enforce_eager: bool = False
+    """Run vLLM without CUDA graphs or compilation: starts faster, decodes slower (True on CPU)."""
+    weight_sync: Literal["broadcast", "object_store"] = "broadcast"
+    """How policy weights reach the engines: a collective broadcast in buckets, or Ray's object store."""
+    sync_bucket_bytes: PositiveInt = 128 * 1024**2
+    """Size of one broadcast bucket of weights."""
 
 
 # ------------------------------------------------------------------------------------ algorithm
@@ -316,8 +322,6 @@ class ResourcesConfig(Section):
     """Reward-model ranks."""
     colocate: list[list[RoleName]] = Field(default_factory=list)
     """Groups of roles sharing the same GPUs, e.g. ``[[policy, reference], [critic, reward]]``."""
-    colocate_rollout: bool = False
-    """Run the rollout engines on the policy's GPUs (time-shared) instead of their own."""
     placement_timeout_s: Annotated[float, Field(gt=0.0)] = 120.0
     """How long to wait for the cluster to grant the placement before failing."""
 

@@ -13,7 +13,15 @@ from dataclasses import dataclass, field, fields, replace
 
 import torch
 
-PER_TOKEN_FIELDS = ("old_logprobs", "ref_logprobs", "values", "advantages", "returns", "token_rewards")
+PER_TOKEN_FIELDS = (
+    "rollout_logprobs",
+    "old_logprobs",
+    "ref_logprobs",
+    "values",
+    "advantages",
+    "returns",
+    "token_rewards",
+)
 
 
 @dataclass
@@ -24,8 +32,10 @@ class SequenceBatch:
     """[B, P + R] 1 on real tokens of prompt and response."""
     response_mask: torch.Tensor
     """[B, R] 1 on real response tokens."""
+    rollout_logprobs: torch.Tensor | None = None
+    """[B, R] log-probs of the sampled tokens as the rollout engine computed them."""
     old_logprobs: torch.Tensor | None = None
-    """[B, R] log-probs of the response under the policy that sampled it (after sync: the policy)."""
+    """[B, R] log-probs of the response under the policy before this iteration's update."""
     ref_logprobs: torch.Tensor | None = None
     """[B, R] log-probs under the reference policy."""
     values: torch.Tensor | None = None

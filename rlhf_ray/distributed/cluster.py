@@ -9,7 +9,7 @@ import torch
 
 from rlhf_ray.config import Config
 from rlhf_ray.distributed.device import DeviceProfile, resolve_device
-from rlhf_ray.distributed.placement import cpus_needed, plan_placement
+from rlhf_ray.distributed.placement import cpus_needed, plan_placement, plan_rollout
 
 
 def connect(cfg: Config) -> DeviceProfile:
@@ -22,6 +22,7 @@ def connect(cfg: Config) -> DeviceProfile:
             ray.init(address=address)
         else:
             local = resolve_device(cfg.resources.device, torch.cuda.device_count())
-            num_cpus = cfg.resources.num_cpus or cpus_needed(plan_placement(cfg, local, cfg.active_roles()))
-            ray.init(num_cpus=num_cpus, include_dashboard=False)
+            units = [*plan_placement(cfg, local, cfg.active_roles()), plan_rollout(cfg, local)]
+            num_cpus = cfg.resources.num_cpus or cpus_needed(units)
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False)
     return resolve_device(cfg.resources.device, ray.cluster_resources().get("GPU", 0))

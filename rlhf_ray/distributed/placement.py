@@ -2,9 +2,9 @@
 reserved as Ray placement groups before any role actor starts.
 
 A *unit* is a set of devices some roles share: one role on its own, or a colocation group. It has
-``num_nodes`` x ``ranks_per_node`` rank slots and one placement-group bundle per node (spread over
-distinct nodes), so a role's ranks land on exactly the nodes the config asks for. Roles colocated in
-a unit split each slot's GPU and CPUs evenly.
+``num_bundles`` x ``ranks_per_bundle`` rank slots. A role unit has one bundle per node, spread over
+distinct nodes, so its ranks land on exactly the nodes the config asks for; roles colocated in a
+unit split each slot's GPU and CPUs evenly. The rollout unit has one bundle per engine, packed.
 """
 
 from __future__ import annotations
@@ -28,10 +28,12 @@ class PlacementError(RuntimeError):
 @dataclass(frozen=True)
 class PlacementUnit:
     roles: tuple[str, ...]
-    num_nodes: int
-    ranks_per_node: int
+    num_bundles: int
+    ranks_per_bundle: int
     cpus_per_rank: float
     gpus_per_rank: int
+    spread: bool
+    """Each bundle on a node of its own (a role over several nodes), or packed together."""
 
     @property
     def name(self) -> str:
@@ -39,16 +41,16 @@ class PlacementUnit:
 
     @property
     def world_size(self) -> int:
-        return self.num_nodes * self.ranks_per_node
+        return self.num_bundles * self.ranks_per_bundle
 
     def bundle(self) -> dict[str, float]:
-        bundle = {"CPU": self.cpus_per_rank * self.ranks_per_node}
+        bundle = {"CPU": self.cpus_per_rank * self.ranks_per_bundle}
         if self.gpus_per_rank:
-            bundle["GPU"] = float(self.gpus_per_rank * self.ranks_per_node)
+            bundle["GPU"] = float(self.gpus_per_rank * self.ranks_per_bundle)
         return bundle
 
     def total(self) -> dict[str, float]:
-        return {key: value * self.num_nodes for key, value in self.bundle().items()}
+        return {key: value * self.num_bundles for key, value in self.bundle().items()}
 
 
 def plan_placement(cfg: Config, device: DeviceProfile, roles: Iterable[str]) -> list[PlacementUnit]:
@@ -68,7 +70,15 @@ def plan_placement(cfg: Config, device: DeviceProfile, roles: Iterable[str]) -> 
 def _unit(cfg: Config, device: DeviceProfile, roles: tuple[str, ...]) -> PlacementUnit:
     shape = cfg.resources.role(roles[0])
     uses_gpu = device.kind == "cuda" and any(cfg.role_uses_accelerator(role) for role in roles)
-    return PlacementUnit(roles, shape.num_nodes, shape.gpus_per_node, cfg.resources.cpus_per_actor, int(uses_gpu))
+    return PlacementUnit(
+        roles, shape.num_nodes, shape.gpus_per_node, cfg.resources.cpus_per_actor, int(uses_gpu), shape.num_nodes > 1
+    )
+
+
+def plan_rollout(cfg: Config, device: DeviceProfile) -> PlacementUnit:
+    """The rollout engines: one bundle per engine, its tensor-parallel GPUs kept together."""
+    gpus = cfg.rollout.tensor_parallel_size if device.kind == "cuda" else 0
+    return PlacementUnit(("rollout",), cfg.rollout.num_engines, 1, cfg.resources.cpus_per_actor, gpus, False)
 
 
 def cpus_needed(units: Iterable[PlacementUnit]) -> int:
@@ -86,9 +96,10 @@ def check_fits(units: list[PlacementUnit], nodes: list[Mapping[str, float]]) -> 
     for unit in units:
         bundle = unit.bundle()
         fitting = sum(all(node.get(key, 0.0) >= need for key, need in bundle.items()) for node in nodes)
-        if fitting < unit.num_nodes:
+        distinct_nodes = unit.num_bundles if unit.spread else 1
+        if fitting < distinct_nodes:
             problems.append(
-                f"{unit.name} needs {unit.num_nodes} node(s) with {_describe(bundle)} each; "
+                f"{unit.name} needs {distinct_nodes} node(s) with {_describe(bundle)} each; "
                 f"{fitting} of the cluster's {len(nodes)} node(s) have that"
             )
     needed: dict[str, float] = {}
@@ -113,10 +124,10 @@ def cluster_nodes() -> list[dict[str, float]]:
 
 @dataclass(frozen=True)
 class RoleSlots:
-    """Where the ranks of one role go: its unit's placement group, one bundle per node."""
+    """Where the ranks of one role go: its unit's placement group and each rank's share of a bundle."""
 
     placement_group: PlacementGroup
-    ranks_per_node: int
+    ranks_per_bundle: int
     world_size: int
     num_cpus: float
     num_gpus: float
@@ -127,7 +138,7 @@ class RoleSlots:
             "num_gpus": self.num_gpus,
             "scheduling_strategy": PlacementGroupSchedulingStrategy(
                 placement_group=self.placement_group,
-                placement_group_bundle_index=rank // self.ranks_per_node,
+                placement_group_bundle_index=rank // self.ranks_per_bundle,
                 placement_group_capture_child_tasks=False,
             ),
         }
@@ -137,7 +148,7 @@ def reserve(units: list[PlacementUnit], timeout_s: float) -> dict[str, RoleSlots
     """Create one placement group per unit and wait until the cluster grants all of them."""
     check_fits(units, cluster_nodes())
     groups = [
-        placement_group([unit.bundle()] * unit.num_nodes, strategy="STRICT_SPREAD" if unit.num_nodes > 1 else "PACK")
+        placement_group([unit.bundle()] * unit.num_bundles, strategy="STRICT_SPREAD" if unit.spread else "PACK")
         for unit in units
     ]
     try:
@@ -156,7 +167,7 @@ def reserve(units: list[PlacementUnit], timeout_s: float) -> dict[str, RoleSlots
         for role in unit.roles:
             slots[role] = RoleSlots(
                 placement_group=group,
-                ranks_per_node=unit.ranks_per_node,
+                ranks_per_bundle=unit.ranks_per_bundle,
                 world_size=unit.world_size,
                 num_cpus=unit.cpus_per_rank / share,
                 num_gpus=unit.gpus_per_rank / share,

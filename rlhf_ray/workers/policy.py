@@ -9,9 +9,10 @@ from rlhf_ray.data import SequenceBatch
 from rlhf_ray.models import load_causal_lm
 from rlhf_ray.models.forward import response_logprobs
 from rlhf_ray.workers.base import TrainedRoleWorker
+from rlhf_ray.workers.weight_sender import WeightSender
 
 
-class PolicyWorker(TrainedRoleWorker):
+class PolicyWorker(WeightSender, TrainedRoleWorker):
     role = "policy"
 
     def setup(self, model_path: str, total_steps: int) -> None:

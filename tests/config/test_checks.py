@@ -101,7 +101,10 @@ def test_gpu_cluster_too_small_names_what_is_needed():
     raw["resources"]["colocate"] = [["policy", "reference"], ["critic", "reward"]]
     raw["resources"]["reference"] = {"gpus_per_node": 2}
     raw["resources"]["reward"] = {"gpus_per_node": 2}
-    raw["resources"]["colocate_rollout"] = True
+    raw["rollout"]["num_engines"] = 0
+    assert "rollout.num_engines" in issues_of(raw)
+    raw["rollout"]["num_engines"] = 1
+    raw["resources"]["gpus_per_node"] = 5
     assert validate_config(raw).resources.colocate == [["policy", "reference"], ["critic", "reward"]]
 
 

@@ -8,8 +8,7 @@ from rlhf_ray.distributed.device import DeviceProfile
 from rlhf_ray.distributed.placement import plan_placement, release, reserve
 from rlhf_ray.distributed.role_group import RoleGroup
 from rlhf_ray.workers import PolicyWorker
-from tests.roles.conftest import role_config
-from tests.roles.test_role_groups import random_batch
+from tests.tiny_roles import random_batch, role_config
 
 CPU = DeviceProfile("cpu")
 

@@ -7,7 +7,7 @@ import ray
 
 from rlhf_ray.distributed.device import DeviceProfile
 from rlhf_ray.distributed.placement import PlacementError, check_fits, plan_placement, release, reserve
-from tests.roles.conftest import role_config
+from tests.tiny_roles import role_config
 
 CPU, CUDA = DeviceProfile("cpu"), DeviceProfile("cuda")
 
@@ -35,7 +35,7 @@ def test_units_follow_colocation_and_shapes(tmp_path):
     units = {unit.name: unit for unit in plan_placement(cfg, CUDA, cfg.active_roles())}
     assert set(units) == {"policy+reference", "critic", "reward"}
     shared = units["policy+reference"]
-    assert (shared.num_nodes, shared.ranks_per_node, shared.world_size) == (2, 4, 8)
+    assert (shared.num_bundles, shared.ranks_per_bundle, shared.world_size, shared.spread) == (2, 4, 8, True)
     assert shared.bundle() == {"CPU": 4.0, "GPU": 4.0}
     assert units["critic"].total() == {"CPU": 1.0, "GPU": 1.0}
 

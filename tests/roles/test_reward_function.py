@@ -6,7 +6,7 @@ import torch
 from rlhf_ray.data import pack_sequences
 from rlhf_ray.distributed.device import DeviceProfile
 from rlhf_ray.workers import RewardError, RewardFunctionWorker
-from tests.roles.conftest import role_config
+from tests.tiny_roles import role_config
 
 
 def worker(tmp_path, function: str, clip=None) -> RewardFunctionWorker:

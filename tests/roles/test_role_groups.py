@@ -5,30 +5,17 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
 from rlhf_ray.algorithms import ppo_policy_loss
-from rlhf_ray.data import SequenceBatch, pack_sequences
+from rlhf_ray.data import SequenceBatch
 from rlhf_ray.distributed.device import DeviceProfile
 from rlhf_ray.distributed.placement import plan_placement, release, reserve
 from rlhf_ray.distributed.role_group import RoleGroup
 from rlhf_ray.workers import PolicyWorker
 from rlhf_ray.workers.groups import start_role_groups
-from tests.roles.conftest import TINY_MODELS, role_config
+from tests.tiny_roles import TINY_MODELS, random_batch, role_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("local_ray")]
 CPU = DeviceProfile("cpu")
 EXACT = 1e-5  # fp32: sharded and single-process forwards must agree to rounding
-
-
-def random_batch(size: int, seed: int) -> SequenceBatch:
-    """Prompts of 2-6 tokens and responses of 1-5 tokens, so both paddings occur."""
-    gen = torch.Generator().manual_seed(seed)
-    vocab = TINY_MODELS["vocab_size"]
-    prompts = [
-        torch.randint(3, vocab, (int(n),), generator=gen).tolist() for n in torch.randint(2, 7, (size,), generator=gen)
-    ]
-    responses = [
-        torch.randint(3, vocab, (int(n),), generator=gen).tolist() for n in torch.randint(1, 6, (size,), generator=gen)
-    ]
-    return pack_sequences(prompts, responses, pad_token_id=0)
 
 
 def unpadded_rows(batch: SequenceBatch):

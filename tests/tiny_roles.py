@@ -1,10 +1,9 @@
-"""A local Ray cluster and tiny models for the role-group tests."""
+"""Configs and batches for tests that start roles: tiny models, fp32, CPU."""
 
-import pytest
-import ray
+import torch
 
 from rlhf_ray.config import validate_config
-from rlhf_ray.models.paths import resolve_model_paths
+from rlhf_ray.data import SequenceBatch, pack_sequences
 
 TINY_MODELS = {"vocab_size": 512, "hidden_size": 64, "num_heads": 2, "intermediate_size": 128, "num_layers": 2}
 
@@ -32,19 +31,14 @@ def role_config(tmp_dir, **sections):
     return validate_config(raw)
 
 
-@pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("tiny_models")
-
-
-@pytest.fixture(scope="session")
-def tiny_paths(tiny_dir):
-    return resolve_model_paths(role_config(tiny_dir))
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    """A local cluster declaring more logical CPUs than cores, so every role fits on 2 cores."""
-    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+def random_batch(size: int, seed: int) -> SequenceBatch:
+    """Prompts of 2-6 tokens and responses of 1-5 tokens, so both paddings occur."""
+    gen = torch.Generator().manual_seed(seed)
+    vocab = TINY_MODELS["vocab_size"]
+    prompts = [
+        torch.randint(3, vocab, (int(n),), generator=gen).tolist() for n in torch.randint(2, 7, (size,), generator=gen)
+    ]
+    responses = [
+        torch.randint(3, vocab, (int(n),), generator=gen).tolist() for n in torch.randint(1, 6, (size,), generator=gen)
+    ]
+    return pack_sequences(prompts, responses, pad_token_id=0)

@@ -1,0 +1,66 @@
+"""The rollout role: one engine per actor, holding a known version of the policy's weights."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from rlhf_ray.config import Config
+from rlhf_ray.distributed.device import DeviceProfile
+from rlhf_ray.distributed.weight_sync import SyncGroup, TensorSpec, receive_buckets
+from rlhf_ray.engines.rollout import HFEngine, RolloutEngine, Sample, SamplingSpec, VLLMEngine
+
+WEIGHT_SYNC_TIMEOUT_S = 1800.0
+
+
+class StaleWeightsError(RuntimeError):
+    """An engine was asked to generate with another policy version than it holds."""
+
+
+class RolloutWorker:
+    def __init__(self, cfg: Config, engine_index: int, device: DeviceProfile, model_path: str):
+        self.index = engine_index
+        self.device = device
+        self.version = 0
+        rollout = cfg.rollout
+        if rollout.engine == "vllm":
+            max_model_len = cfg.data.max_prompt_length + rollout.max_new_tokens
+            on_gpu = device.kind == "cuda"
+            self.engine: RolloutEngine = VLLMEngine(model_path, rollout, max_model_len, cfg.seed + engine_index, on_gpu)
+        else:
+            self.engine = HFEngine(model_path, rollout, device.torch_device)
+
+    def weights_version(self) -> int:
+        return self.version
+
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        sampling: SamplingSpec,
+        seeds: Sequence[int | None],
+        expected_version: int,
+    ) -> list[list[Sample]]:
+        if self.version != expected_version:
+            raise StaleWeightsError(
+                f"rollout engine {self.index} holds policy version {self.version} but version {expected_version} "
+                "was asked for: sync the weights before generating"
+            )
+        return self.engine.generate(prompts, sampling, seeds)
+
+    def join_weight_sync(self, master_addr: str, master_port: int, rank: int, world_size: int) -> None:
+        self.sync_group = SyncGroup(
+            master_addr, master_port, rank, world_size, self.device.backend, WEIGHT_SYNC_TIMEOUT_S
+        )
+
+    def receive_weights(self, plan: list[list[TensorSpec]], version: int) -> int:
+        """Take the buckets policy rank 0 broadcasts; afterwards this engine holds ``version``."""
+        self.engine.load_weights(receive_buckets(self.sync_group, plan, self.device.torch_device))
+        self.version = version
+        return version
+
+    def load_weights(self, state_dict: dict[str, torch.Tensor], version: int) -> int:
+        """Take weights through the object store."""
+        self.engine.load_weights(state_dict.items())
+        self.version = version
+        return version

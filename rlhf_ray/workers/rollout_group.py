@@ -1,0 +1,114 @@
+"""The driver's handle on the rollout engines: load-balanced generation and verified weight syncs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import ray
+
+from rlhf_ray.config import Config
+from rlhf_ray.distributed.device import DeviceProfile
+from rlhf_ray.distributed.placement import RoleSlots
+from rlhf_ray.distributed.role_group import RoleGroup
+from rlhf_ray.distributed.weight_sync import bucket_plan
+from rlhf_ray.engines.rollout import Sample, SamplingSpec
+from rlhf_ray.workers.rollout import RolloutWorker, StaleWeightsError
+
+CHUNKS_PER_ENGINE = 4
+
+
+class RolloutGroup:
+    """``num_engines`` rollout actors and the policy version they hold (0: the weights they loaded
+    from the policy's folder)."""
+
+    def __init__(self, cfg: Config, device: DeviceProfile, slots: RoleSlots, model_path: str):
+        self.cfg = cfg
+        self.version = 0
+        actor_cls = ray.remote(RolloutWorker)
+        self.engines = [
+            actor_cls.options(runtime_env={"env_vars": device.actor_env()}, **slots.actor_options(index)).remote(
+                cfg, index, device, model_path
+            )
+            for index in range(slots.world_size)
+        ]
+        ray.get([engine.weights_version.remote() for engine in self.engines])
+        self._sync_group_joined = False
+
+    def generate(
+        self, prompts: Sequence[Sequence[int]], sampling: SamplingSpec, policy_version: int
+    ) -> list[list[Sample]]:
+        """``sampling.n`` samples per prompt, in prompt order, from engines holding ``policy_version``
+        (refused otherwise). Prompts go out in small chunks to whichever engine is free, so no engine
+        idles while another has a queue. Prompt ``i`` is seeded with ``sampling.seed + i``, so results
+        do not depend on which engine served it."""
+        if policy_version != self.version:
+            raise StaleWeightsError(
+                f"the rollout engines hold policy version {self.version}, not {policy_version}: "
+                "sync the weights before generating"
+            )
+        chunk = max(1, -(-len(prompts) // (len(self.engines) * CHUNKS_PER_ENGINE)))
+        pending = list(range(0, len(prompts), chunk))
+        results: dict[int, list[list[Sample]]] = {}
+        running: dict[ray.ObjectRef, tuple[int, int]] = {}
+
+        def dispatch(engine_index: int) -> None:
+            start = pending.pop(0)
+            stop = min(start + chunk, len(prompts))
+            seeds = [None if sampling.seed is None else sampling.seed + i for i in range(start, stop)]
+            ref = self.engines[engine_index].generate.remote(prompts[start:stop], sampling, seeds, self.version)
+            running[ref] = (start, engine_index)
+
+        for engine_index in range(min(len(self.engines), len(pending))):
+            dispatch(engine_index)
+        while running:
+            [done], _ = ray.wait(list(running), num_returns=1)
+            start, engine_index = running.pop(done)
+            try:
+                results[start] = ray.get(done)
+            except Exception:
+                for ref in running:
+                    ray.cancel(ref)
+                raise
+            if pending:
+                dispatch(engine_index)
+        return [samples for start in sorted(results) for samples in results[start]]
+
+    def sync_from(self, policy: RoleGroup, version: int) -> float:
+        """Push the policy's current weights, which are its ``version``, to every engine; returns the
+        seconds it took. Each engine must then report that version."""
+        started = time.perf_counter()
+        if self.cfg.rollout.weight_sync == "broadcast":
+            self._broadcast(policy, version)
+        else:
+            state = policy.call_async("state_dict")
+            ray.get([engine.load_weights.remote(state[0], version) for engine in self.engines] + state[1:])
+        held = ray.get([engine.weights_version.remote() for engine in self.engines])
+        if held != [version] * len(self.engines):
+            raise RuntimeError(f"weight sync to version {version} failed: the engines hold versions {held}")
+        self.version = version
+        return time.perf_counter() - started
+
+    def _broadcast(self, policy: RoleGroup, version: int) -> None:
+        sender = policy.actors[0]
+        if not self._sync_group_joined:
+            master_addr, master_port = ray.get(sender.rendezvous_address.remote())
+            world = len(self.engines) + 1
+            ray.get(
+                [sender.join_weight_sync.remote(master_addr, master_port, world)]
+                + [
+                    engine.join_weight_sync.remote(master_addr, master_port, rank, world)
+                    for rank, engine in enumerate(self.engines, start=1)
+                ]
+            )
+            self._sync_group_joined = True
+        specs = ray.get(sender.weight_specs.remote(self.cfg.rollout.dtype))
+        plan = bucket_plan(specs, self.cfg.rollout.sync_bucket_bytes)
+        ray.get(
+            policy.call_async("broadcast_weights", plan)
+            + [engine.receive_weights.remote(plan, version) for engine in self.engines]
+        )
+
+    def shutdown(self) -> None:
+        for engine in self.engines:
+            ray.kill(engine)

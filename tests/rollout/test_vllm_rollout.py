@@ -1,0 +1,157 @@
+"""vLLM rollout engines as Ray actors, kept in step with a DeepSpeed policy by verified weight syncs."""
+
+import pytest
+import ray
+import torch
+from transformers import AutoModelForCausalLM
+
+from rlhf_ray.algorithms import logprob_mismatch
+from rlhf_ray.data.rollouts import batch_from_samples
+from rlhf_ray.distributed.device import DeviceProfile
+from rlhf_ray.distributed.placement import plan_placement, plan_rollout, release, reserve
+from rlhf_ray.distributed.role_group import RoleGroup
+from rlhf_ray.engines.rollout import SamplingSpec
+from rlhf_ray.workers import PolicyWorker
+from rlhf_ray.workers.rollout import StaleWeightsError
+from rlhf_ray.workers.rollout_group import RolloutGroup
+from tests.tiny_roles import TINY_MODELS, role_config
+
+pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.usefixtures("local_ray")]
+CPU = DeviceProfile("cpu")
+MAX_NEW_TOKENS = 12
+EOS = 2  # the tiny tokenizer's </s>
+GREEDY = SamplingSpec(n=1, temperature=0.0, top_p=1.0, top_k=-1, max_new_tokens=MAX_NEW_TOKENS, seed=0)
+
+
+def fixed_prompts() -> list[list[int]]:
+    gen = torch.Generator().manual_seed(0)
+    lengths = torch.randint(2, 9, (8,), generator=gen)
+    return [torch.randint(3, TINY_MODELS["vocab_size"], (int(n),), generator=gen).tolist() for n in lengths]
+
+
+class Setup:
+    """A 2-rank policy and 2 vLLM engines, with the policy version the driver tracks."""
+
+    def __init__(self, tiny_dir, tiny_paths, stage: int, weight_sync: str):
+        self.cfg = role_config(
+            tiny_dir,
+            data={"prompts_per_step": 4, "max_prompt_length": 16},
+            rollout={
+                "samples_per_prompt": 2,
+                "num_engines": 2,
+                "dtype": "float32",
+                "max_new_tokens": MAX_NEW_TOKENS,
+                "enforce_eager": True,
+                "cpu_kv_cache_bytes": 32 * 2**20,
+                "weight_sync": weight_sync,
+                "sync_bucket_bytes": 64 * 1024,  # several buckets, even for a tiny model
+            },
+            train={
+                "policy": {
+                    "precision": "fp32",
+                    "zero_stage": stage,
+                    "micro_batch_size": 2,
+                    "global_batch_size": 8,
+                    "lr": 1e-2,
+                }
+            },
+            resources={"device": "cpu", "policy": {"gpus_per_node": 2}},
+        )
+        self.paths = tiny_paths
+        self.slots = reserve([*plan_placement(self.cfg, CPU, ["policy"]), plan_rollout(self.cfg, CPU)], 60)
+        self.policy = RoleGroup("policy", PolicyWorker, self.slots["policy"], self.cfg, CPU)
+        self.policy.call("setup", tiny_paths.policy, 10)
+        self.rollout = RolloutGroup(self.cfg, CPU, self.slots["rollout"], tiny_paths.policy)
+        self.version = 0
+
+    def policy_greedy(self, prompts) -> list[list[int]]:
+        """The policy's own greedy continuations: transformers ``generate`` on its gathered weights."""
+        model = AutoModelForCausalLM.from_pretrained(self.paths.policy, dtype=torch.float32)
+        model.load_state_dict(self.policy.call("state_dict")[0])
+        continuations = []
+        for prompt in prompts:
+            out = model.generate(
+                torch.tensor([prompt]), max_new_tokens=MAX_NEW_TOKENS, do_sample=False, eos_token_id=EOS, pad_token_id=0
+            )
+            tokens = out[0, len(prompt) :].tolist()
+            continuations.append(tokens[: tokens.index(EOS) + 1] if EOS in tokens else tokens)
+        return continuations
+
+    def engine_greedy(self, prompts) -> list[list[int]]:
+        return [samples[0].token_ids for samples in self.rollout.generate(prompts, GREEDY, self.version)]
+
+    def ppo_update_and_sync(self, seed: int) -> float:
+        """Sample, update the policy on random advantages, sync; returns the sync seconds."""
+        prompts = fixed_prompts()[:4]
+        samples = self.rollout.generate(prompts, SamplingSpec.from_config(self.cfg.rollout, seed), self.version)
+        batch = batch_from_samples(prompts, samples, pad_token_id=0)
+        gen = torch.Generator().manual_seed(seed)
+        batch = batch.with_fields(
+            old_logprobs=self.policy.run("logprobs", batch),
+            advantages=torch.randn(batch.response_mask.shape, generator=gen) * batch.response_mask,
+        )
+        self.policy.submit("update", batch, even=True, kl_coef=0.0).result()
+        self.version += 1
+        return self.rollout.sync_from(self.policy, self.version)
+
+    def shutdown(self):
+        self.rollout.shutdown()
+        self.policy.shutdown()
+        release(self.slots)
+
+
+@pytest.fixture(
+    scope="module",
+    params=[(2, "broadcast"), (3, "broadcast"), (3, "object_store")],
+    ids=["zero2-broadcast", "zero3-broadcast", "zero3-object_store"],
+)
+def setup(request, tiny_dir, tiny_paths):
+    stage, weight_sync = request.param
+    started = Setup(tiny_dir, tiny_paths, stage, weight_sync)
+    yield started
+    started.shutdown()
+
+
+def test_engines_follow_the_policy_through_updates_and_syncs(setup):
+    prompts = fixed_prompts()
+    before = setup.engine_greedy(prompts)
+    assert before == setup.policy_greedy(prompts)
+    assert len({tuple(tokens) for tokens in before}) > 1
+    for seed in range(3):
+        assert setup.ppo_update_and_sync(seed) < 30
+    after = setup.engine_greedy(prompts)
+    assert after != before, "the updates should change what the policy generates"
+    assert after == setup.policy_greedy(prompts)
+    assert ray.get([engine.weights_version.remote() for engine in setup.rollout.engines]) == [3, 3]
+
+
+def test_sampling_logprobs_match_the_policy(setup):
+    prompts = fixed_prompts()
+    samples = setup.rollout.generate(prompts, SamplingSpec.from_config(setup.cfg.rollout, seed=7), setup.version)
+    assert all(len(per_prompt) == 2 for per_prompt in samples)
+    batch = batch_from_samples(prompts, samples, pad_token_id=0)
+    mismatch = logprob_mismatch(batch.rollout_logprobs, setup.policy.run("logprobs", batch), batch.response_mask)
+    assert mismatch["rollout/logprob_mismatch_mean"] < 1e-3
+    assert mismatch["rollout/logprob_mismatch_max"] < 1e-2
+
+
+def test_sampling_with_a_seed_is_reproducible(setup):
+    prompts = fixed_prompts()
+    spec = SamplingSpec.from_config(setup.cfg.rollout, seed=11)
+
+    def tokens(sampling):
+        return [
+            [s.token_ids for s in per_prompt] for per_prompt in setup.rollout.generate(prompts, sampling, setup.version)
+        ]
+
+    first = tokens(spec)
+    assert tokens(spec) == first
+    assert tokens(SamplingSpec.from_config(setup.cfg.rollout, seed=12)) != first
+
+
+def test_a_stale_engine_is_refused(setup):
+    with pytest.raises(StaleWeightsError, match=f"hold policy version {setup.version}, not {setup.version + 1}"):
+        setup.rollout.generate(fixed_prompts(), GREEDY, setup.version + 1)
+    engine = setup.rollout.engines[0]
+    with pytest.raises(StaleWeightsError, match=f"engine 0 holds policy version {setup.version} but version 99"):
+        ray.get(engine.generate.remote(fixed_prompts(), GREEDY, [0] * 8, 99))
