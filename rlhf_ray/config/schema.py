@@ -205,7 +205,7 @@ class AlgorithmConfig(Section):
     )
     """How per-token losses are reduced (``seq_mean_token_sum_norm`` is Dr. GRPO's)."""
     whiten_advantages: bool = True
-    """Normalise advantages over the batch (GAE, GRPO)."""
+    """Normalise GAE advantages over the batch (the critic-free estimators normalise their own way)."""
 
 
 class RewardConfig(Section):
@@ -352,6 +352,8 @@ class WandbConfig(Section):
 class LoggingConfig(Section):
     """Dashboards and console output."""
 
+    dir: str = "outputs/logs"
+    """Where the W&B run folder (``wandb/``) and the metrics file of each run are written."""
     wandb: WandbConfig = Field(default_factory=WandbConfig)
     """Weights & Biases."""
     tensorboard_dir: str | None = None

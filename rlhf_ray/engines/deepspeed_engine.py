@@ -113,6 +113,11 @@ class TrainingEngine:
         return self.engine.device
 
     @property
+    def optimizer_steps(self) -> int:
+        """Optimizer steps taken so far (restored by ``load``)."""
+        return self.engine.global_steps
+
+    @property
     def accumulation_steps(self) -> int:
         return self.config["gradient_accumulation_steps"]
 

@@ -3,10 +3,13 @@ and (for trained roles) train through the shared loop."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import ray
 import torch
+from transformers import AutoTokenizer
 
 from rlhf_ray.config import Config
 from rlhf_ray.config.schema import RoleTrainingConfig
@@ -80,7 +83,6 @@ class TrainedRoleWorker(ModelRoleWorker):
 
     def _start_engine(self, build_model: Callable[[], torch.nn.Module], total_steps: int) -> None:
         self.engine = TrainingEngine(build_model, self._train_config, self.world_size, total_steps)
-        self.updates = 0
 
     @property
     def _train_config(self) -> RoleTrainingConfig:
@@ -92,9 +94,9 @@ class TrainedRoleWorker(ModelRoleWorker):
 
     def _train(self, batch: SequenceBatch, loss_fn: LossFn) -> dict[str, float]:
         train = self._train_config
-        # A different shuffle every update, the same on every run.
-        seed = self.cfg.seed + 1_000_003 * self.updates + self.rank
-        self.updates += 1
+        # A different shuffle every update, the same on every run and after a resume (the optimizer
+        # step count is part of the checkpoint).
+        seed = self.cfg.seed + 1_000_003 * self.engine.optimizer_steps + self.rank
         return train_on_batch(self.engine, batch, loss_fn, train.micro_batch_size, train.epochs, seed)
 
     def state_dict(self) -> dict[str, torch.Tensor] | None:
@@ -103,6 +105,20 @@ class TrainedRoleWorker(ModelRoleWorker):
 
     def save(self, directory: str) -> None:
         self.engine.save(directory)
+
+    def export_hf(self, directory: str, source_folder: str) -> None:
+        """Write the full model as a plain HF folder (every rank calls; rank 0 writes), with the tokenizer
+        and configs of ``source_folder``; written aside and renamed when complete."""
+        state = self.engine.full_state_dict()
+        if self.rank != 0:
+            return
+        target = Path(directory)
+        staging = target.with_name(target.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        self.engine.module.save_pretrained(staging, state_dict=state)
+        AutoTokenizer.from_pretrained(source_folder).save_pretrained(staging)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
 
     def load(self, directory: str) -> None:
         self.engine.load(directory)

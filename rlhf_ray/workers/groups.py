@@ -8,13 +8,14 @@ import ray
 
 from rlhf_ray.config import Config
 from rlhf_ray.distributed.device import DeviceProfile
-from rlhf_ray.distributed.placement import RoleSlots, plan_placement, release, reserve
+from rlhf_ray.distributed.placement import RoleSlots, plan_placement, plan_rollout, release, reserve
 from rlhf_ray.distributed.role_group import RoleGroup
 from rlhf_ray.models.paths import ModelPaths
 from rlhf_ray.workers.critic import CriticWorker
 from rlhf_ray.workers.policy import PolicyWorker
 from rlhf_ray.workers.reference import ReferenceWorker
 from rlhf_ray.workers.reward import RewardFunctionWorker, RewardModelWorker
+from rlhf_ray.workers.rollout_group import RolloutGroup
 
 
 @dataclass
@@ -23,22 +24,25 @@ class RoleGroups:
     reward: RoleGroup
     critic: RoleGroup | None
     reference: RoleGroup | None
+    rollout: RolloutGroup
     slots: dict[str, RoleSlots]
 
     def all(self) -> list[RoleGroup]:
         return [group for group in (self.policy, self.critic, self.reference, self.reward) if group is not None]
 
     def shutdown(self) -> None:
+        self.rollout.shutdown()
         for group in self.all():
             group.shutdown()
         release(self.slots)
 
 
 def start_role_groups(cfg: Config, device: DeviceProfile, paths: ModelPaths, iterations: int) -> RoleGroups:
-    """Reserve the placement (failing fast when it cannot fit), start the actors, load the models.
-    ``iterations`` PPO iterations size the learning-rate schedules."""
+    """Reserve the placement (failing fast when it cannot fit), start the role actors and the rollout
+    engines, load the models. ``iterations`` PPO iterations size the learning-rate schedules."""
     roles = cfg.active_roles()
-    slots = reserve(plan_placement(cfg, device, roles), cfg.resources.placement_timeout_s)
+    units = [*plan_placement(cfg, device, roles), plan_rollout(cfg, device)]
+    slots = reserve(units, cfg.resources.placement_timeout_s)
     reward_cls = RewardModelWorker if cfg.reward.source == "model" else RewardFunctionWorker
     classes = {"policy": PolicyWorker, "critic": CriticWorker, "reference": ReferenceWorker, "reward": reward_cls}
     groups = {role: RoleGroup(role, classes[role], slots[role], cfg, device) for role in roles}
@@ -48,11 +52,14 @@ def start_role_groups(cfg: Config, device: DeviceProfile, paths: ModelPaths, ite
         "reference": (paths.reference,),
         "reward": (paths.reward,) if cfg.reward.source == "model" else (),
     }
-    ray.get([ref for role, group in groups.items() for ref in group.call_async("setup", *setup_args[role])])
+    setups = [ref for role, group in groups.items() for ref in group.call_async("setup", *setup_args[role])]
+    rollout = RolloutGroup(cfg, device, slots["rollout"], paths.policy)
+    ray.get(setups + rollout.ready())
     return RoleGroups(
         policy=groups["policy"],
         reward=groups["reward"],
         critic=groups.get("critic"),
         reference=groups.get("reference"),
+        rollout=rollout,
         slots=slots,
     )

@@ -15,7 +15,7 @@ from rlhf_ray.distributed.weight_sync import bucket_plan
 from rlhf_ray.engines.rollout import Sample, SamplingSpec
 from rlhf_ray.workers.rollout import RolloutWorker, StaleWeightsError
 
-CHUNKS_PER_ENGINE = 4
+CHUNKS_PER_ENGINE = 2
 
 
 class RolloutGroup:
@@ -32,8 +32,11 @@ class RolloutGroup:
             )
             for index in range(slots.world_size)
         ]
-        ray.get([engine.weights_version.remote() for engine in self.engines])
         self._sync_group_joined = False
+
+    def ready(self) -> list[ray.ObjectRef]:
+        """References that resolve once every engine has loaded its model (or fail with its error)."""
+        return [engine.weights_version.remote() for engine in self.engines]
 
     def generate(
         self, prompts: Sequence[Sequence[int]], sampling: SamplingSpec, policy_version: int
@@ -47,7 +50,9 @@ class RolloutGroup:
                 f"the rollout engines hold policy version {self.version}, not {policy_version}: "
                 "sync the weights before generating"
             )
-        chunk = max(1, -(-len(prompts) // (len(self.engines) * CHUNKS_PER_ENGINE)))
+        # One call per engine batches best; smaller chunks let a fast engine take over a slow one's work.
+        chunks = 1 if len(self.engines) == 1 else len(self.engines) * CHUNKS_PER_ENGINE
+        chunk = max(1, -(-len(prompts) // chunks))
         pending = list(range(0, len(prompts), chunk))
         results: dict[int, list[list[Sample]]] = {}
         running: dict[ray.ObjectRef, tuple[int, int]] = {}

@@ -1,0 +1,87 @@
+"""Where metrics go: W&B (online, offline or disabled), optionally TensorBoard, a JSONL file, and a
+console progress line with step, reward, KL and ETA.
+
+The W&B key is read by wandb from the environment; nothing here writes it anywhere. The run's
+config is the resolved experiment config, which holds no secret.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from rlhf_ray.config import Config
+
+
+class Tracker:
+    def __init__(self, cfg: Config, run_name: str, total_steps: int, resume_id: str | None = None):
+        self.cfg = cfg
+        self.dir = Path(cfg.logging.dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.metrics_file = (self.dir / f"{run_name}.metrics.jsonl").open("a")
+        wandb_cfg = cfg.logging.wandb
+        import wandb
+
+        self.wandb = wandb.init(
+            mode=wandb_cfg.mode,
+            project=wandb_cfg.project,
+            entity=wandb_cfg.entity,
+            name=run_name,
+            group=wandb_cfg.group,
+            tags=wandb_cfg.tags,
+            dir=str(self.dir),
+            config=cfg.model_dump(mode="json"),
+            id=resume_id,
+            resume="allow" if resume_id else None,
+        )
+        self.tensorboard = None
+        if cfg.logging.tensorboard_dir:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tensorboard = SummaryWriter(cfg.logging.tensorboard_dir)
+        self.progress = Progress(
+            TextColumn("[bold]step {task.completed}/{task.total}"),
+            BarColumn(),
+            TextColumn("{task.fields[summary]}"),
+            TimeRemainingColumn(),
+        )
+        self.task = self.progress.add_task("ppo", total=total_steps, summary="")
+        self.progress.start()
+
+    @property
+    def run_id(self) -> str | None:
+        return self.wandb.id if self.wandb is not None else None
+
+    @property
+    def run_dir(self) -> str | None:
+        return getattr(self.wandb, "dir", None)
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        self.metrics_file.write(json.dumps({"step": step, **metrics}) + "\n")
+        self.metrics_file.flush()
+        self.wandb.log(metrics, step=step)
+        if self.tensorboard is not None:
+            for name, value in metrics.items():
+                self.tensorboard.add_scalar(name, value, step)
+        summary = "  ".join(
+            f"{label} {metrics[key]:.3f}"
+            for label, key in (("reward", "rollout/reward_mean"), ("kl", "train/kl"))
+            if key in metrics
+        )
+        self.progress.update(self.task, completed=step, summary=summary)
+
+    def log_samples(self, step: int, rows: Sequence[tuple[str, str, float]]) -> None:
+        import wandb
+
+        table = wandb.Table(columns=["prompt", "response", "reward"], data=[list(row) for row in rows])
+        self.wandb.log({"samples": table}, step=step)
+
+    def finish(self) -> None:
+        self.progress.stop()
+        self.metrics_file.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+        self.wandb.finish()

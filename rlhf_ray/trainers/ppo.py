@@ -1,0 +1,235 @@
+"""The PPO driver: RLHF against a reward model or function, with a KL leash to the reference.
+
+One iteration: draw prompts -> sample responses (rollout engines) -> score them, and compute policy,
+reference and critic forwards, in parallel -> advantages (pure math) -> update policy and critic in
+parallel -> push the new weights to the engines -> log -> checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from rlhf_ray.algorithms import AdaptiveKLController, FixedKLController, logprob_mismatch
+from rlhf_ray.algorithms.experience import compute_advantages
+from rlhf_ray.config import Config
+from rlhf_ray.data import SequenceBatch
+from rlhf_ray.data.prompts import Prompt, PromptSet, load_prompts
+from rlhf_ray.data.rollouts import batch_from_samples
+from rlhf_ray.data.sampler import PromptSampler
+from rlhf_ray.distributed.cluster import connect
+from rlhf_ray.distributed.role_group import ShardedCall
+from rlhf_ray.engines.rollout import SamplingSpec
+from rlhf_ray.models import load_tokenizer
+from rlhf_ray.models.paths import resolve_model_paths
+from rlhf_ray.tracking import PhaseTimer, Tracker
+from rlhf_ray.trainers.checkpoint import Checkpointer, TrainerState
+from rlhf_ray.workers.groups import RoleGroups, start_role_groups
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    last_checkpoint: Path | None
+    export_dir: Path | None
+    metrics_file: Path
+    wandb_dir: str | None
+
+
+def train(cfg: Config) -> TrainResult:
+    """Run PPO as ``cfg`` says, resuming from a checkpoint when ``checkpoint.resume`` finds one."""
+    device = connect(cfg)
+    paths = resolve_model_paths(cfg)
+    tokenizer = load_tokenizer(paths.policy, "left", role="policy")
+    train_set = load_prompts(cfg.data.train_path, cfg.data, tokenizer, cfg.seed)
+    eval_set = load_prompts(cfg.data.eval_path, cfg.data, tokenizer, cfg.seed) if cfg.data.eval_path else None
+    sampler = PromptSampler(len(train_set), cfg.data.prompts_per_step, cfg.seed, cfg.data.shuffle)
+    total_steps = cfg.train.max_steps or cfg.train.episodes * sampler.batches_per_epoch
+    checkpoints = Checkpointer(cfg.checkpoint)
+    resume_from = checkpoints.resume_point()
+
+    roles = start_role_groups(cfg, device, paths, total_steps)
+    try:
+        kl = _kl_controller(cfg)
+        state = TrainerState(0, 0, kl.state_dict(), sampler.state_dict(), _run_name(cfg), None)
+        if resume_from is not None:
+            state = checkpoints.load(resume_from, roles)
+            kl.load_state_dict(state.kl_controller)
+            sampler.load_state_dict(state.sampler)
+            roles.rollout.sync_from(roles.policy, state.policy_version)
+        tracker = Tracker(cfg, state.run_name, total_steps, resume_id=state.wandb_id)
+        state.wandb_id = tracker.run_id
+        iteration = PPOIteration(cfg, roles, tokenizer, kl)
+        last_checkpoint = resume_from
+        for step in range(state.step + 1, total_steps + 1):
+            timer = PhaseTimer()
+            last = step == total_steps
+            with timer.phase("step"):
+                prompts = [train_set.prompts[i] for i in sampler.next_batch()]
+                metrics, batch = iteration.run(prompts, step, state, timer)
+                state.step, state.kl_controller, state.sampler = step, kl.state_dict(), sampler.state_dict()
+                if _every(step, cfg.checkpoint.interval) or last:
+                    with timer.phase("checkpoint"):
+                        last_checkpoint = checkpoints.save(state, roles)
+            if eval_set is not None and _every(step, cfg.train.eval_interval):
+                metrics.update(iteration.evaluate(eval_set, state))
+            metrics["rollout/skipped_prompts"] = float(sum(train_set.skipped.values()))
+            if _every(step, cfg.logging.log_interval) or last:
+                tracker.log(step, metrics | timer.metrics() | _throughput(batch, timer))
+            if _every(step, cfg.logging.sample_table_interval):
+                tracker.log_samples(step, _sample_rows(batch, cfg.logging.sample_table_size))
+        export_dir = None
+        if cfg.checkpoint.export_dir is not None:
+            export_dir = Path(cfg.checkpoint.export_dir)
+            roles.policy.call("export_hf", str(export_dir), paths.policy)
+        tracker.finish()
+        return TrainResult(total_steps, last_checkpoint, export_dir, Path(tracker.metrics_file.name), tracker.run_dir)
+    finally:
+        roles.shutdown()
+
+
+class PPOIteration:
+    """The steps of one PPO iteration over the role groups."""
+
+    def __init__(self, cfg: Config, roles: RoleGroups, tokenizer, kl):
+        self.cfg, self.roles, self.tokenizer, self.kl = cfg, roles, tokenizer, kl
+
+    def run(
+        self, prompts: list[Prompt], step: int, state: TrainerState, timer: PhaseTimer
+    ) -> tuple[dict[str, float], SequenceBatch]:
+        cfg, roles = self.cfg, self.roles
+        sampling = SamplingSpec.from_config(cfg.rollout, seed=_sampling_seed(cfg, step))
+        with timer.phase("generate"):
+            batch = self.generate(prompts, sampling, state.policy_version)
+        batch = self.score(batch, timer)
+        with timer.phase("advantages"):
+            batch, metrics = compute_advantages(batch, cfg.algorithm, self.kl.value, cfg.rollout.samples_per_prompt)
+        updates = {"policy_update": roles.policy.submit("update", batch, even=True, kl_coef=self.kl.value)}
+        if roles.critic is not None:
+            updates["critic_update"] = roles.critic.submit("update", batch, even=True)
+        results = _gather_timed(updates, timer)
+        state.policy_version += 1
+        with timer.phase("weight_sync"):
+            roles.rollout.sync_from(roles.policy, state.policy_version)
+        self.kl.update(metrics["train/kl"], len(batch))
+        metrics.update(_train_metrics("policy", results["policy_update"]))
+        if "critic_update" in results:
+            metrics.update(_train_metrics("critic", results["critic_update"]))
+        metrics["train/kl_coef"] = self.kl.value
+        metrics.update(_rollout_metrics(batch))
+        return metrics, batch
+
+    def generate(self, prompts: list[Prompt], sampling: SamplingSpec, version: int) -> SequenceBatch:
+        samples = self.roles.rollout.generate([p.token_ids for p in prompts], sampling, version)
+        batch = batch_from_samples([p.token_ids for p in prompts], samples, self.tokenizer.pad_token_id)
+        per_prompt = [len(s) for s in samples]
+        return batch.with_fields(
+            texts={
+                "prompt": [p.text for p, n in zip(prompts, per_prompt, strict=True) for _ in range(n)],
+                "response": [
+                    self.tokenizer.decode(s.token_ids, skip_special_tokens=True) for ss in samples for s in ss
+                ],
+                "label": [p.label for p, n in zip(prompts, per_prompt, strict=True) for _ in range(n)],
+                "finish": [s.finish_reason for ss in samples for s in ss],
+            }
+        )
+
+    def score(self, batch: SequenceBatch, timer: PhaseTimer) -> SequenceBatch:
+        """Reward, policy, reference and critic forwards, in parallel."""
+        roles = self.roles
+        calls = {"reward": roles.reward.submit("scores", batch), "logprobs": roles.policy.submit("logprobs", batch)}
+        if roles.reference is not None:
+            calls["reference"] = roles.reference.submit("logprobs", batch)
+        if roles.critic is not None:
+            calls["values"] = roles.critic.submit("values", batch)
+        results = _gather_timed(calls, timer)
+        return batch.with_fields(
+            scores=results["reward"],
+            old_logprobs=results["logprobs"],
+            ref_logprobs=results.get("reference"),
+            values=results.get("values"),
+        )
+
+    def evaluate(self, eval_set: PromptSet, state: TrainerState) -> dict[str, float]:
+        """Greedy responses to the held-out prompts, scored by the reward."""
+        greedy = SamplingSpec(1, 0.0, 1.0, -1, self.cfg.rollout.max_new_tokens, tuple(self.cfg.rollout.stop_token_ids))
+        batch = self.generate(eval_set.prompts, greedy, state.policy_version)
+        scores = self.roles.reward.run("scores", batch)
+        return {
+            "eval/reward_mean": float(scores.mean()),
+            "eval/response_length": float(batch.response_mask.sum(-1).float().mean()),
+        }
+
+
+def _gather_timed(calls: dict[str, ShardedCall], timer: PhaseTimer) -> dict[str, Any]:
+    """Wait for calls running in parallel; each phase's time is until its own last rank finished."""
+    start = time.perf_counter()
+    owner = {ref: name for name, call in calls.items() for ref in call.refs}
+    left = {name: len(call.refs) for name, call in calls.items()}
+    remaining = list(owner)
+    while remaining:
+        [done], remaining = ray.wait(remaining, num_returns=1)
+        name = owner[done]
+        left[name] -= 1
+        if left[name] == 0:
+            timer.record(name, time.perf_counter() - start)
+    return {name: call.result() for name, call in calls.items()}
+
+
+def _rollout_metrics(batch: SequenceBatch) -> dict[str, float]:
+    lengths = batch.response_mask.sum(-1).float()
+    metrics = {
+        "rollout/reward_mean": float(batch.scores.mean()),
+        "rollout/reward_std": float(batch.scores.std()) if len(batch) > 1 else 0.0,
+        "rollout/response_length": float(lengths.mean()),
+        "rollout/truncation_rate": sum(f == "length" for f in batch.texts["finish"]) / len(batch),
+    }
+    if batch.rollout_logprobs is not None:
+        metrics.update(logprob_mismatch(batch.rollout_logprobs, batch.old_logprobs, batch.response_mask))
+    return metrics
+
+
+def _throughput(batch: SequenceBatch, timer: PhaseTimer) -> dict[str, float]:
+    tokens = float(batch.response_mask.sum())
+    return {"timing/generated_tokens_per_s": tokens / max(timer.seconds["generate"], 1e-9)}
+
+
+def _train_metrics(role: str, metrics: dict[str, float]) -> dict[str, float]:
+    """An update's statistics as ``train/*``. The ones both roles report get the role's name
+    (``train/policy_grad_norm``, ``train/critic_lr``); ``loss``, everything minimised (with the KL and
+    entropy terms), becomes ``train/<role>_objective``."""
+    renamed = {"grad_norm": f"{role}_grad_norm", "lr": f"{role}_lr", "loss": f"{role}_objective"}
+    return {f"train/{renamed.get(name, name)}": value for name, value in metrics.items()}
+
+
+def _sample_rows(batch: SequenceBatch, count: int) -> list[tuple[str, str, float]]:
+    return [
+        (batch.texts["prompt"][i], batch.texts["response"][i], float(batch.scores[i]))
+        for i in range(min(count, len(batch)))
+    ]
+
+
+def _kl_controller(cfg: Config):
+    kl = cfg.algorithm.kl
+    if kl.controller == "adaptive":
+        return AdaptiveKLController(kl.coef, kl.target, kl.horizon)
+    return FixedKLController(kl.coef)
+
+
+def _sampling_seed(cfg: Config, step: int) -> int:
+    """Distinct for every (seed, step); prompt ``i`` of the step samples with this plus ``i``."""
+    return cfg.seed * 1_000_000_007 + step * cfg.data.prompts_per_step
+
+
+def _every(step: int, interval: int) -> bool:
+    """Every ``interval`` steps; never when it is 0."""
+    return interval > 0 and step % interval == 0
+
+
+def _run_name(cfg: Config) -> str:
+    return cfg.logging.wandb.run_name or f"{cfg.name}-{datetime.now():%Y%m%d-%H%M%S}"

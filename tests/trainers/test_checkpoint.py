@@ -1,0 +1,74 @@
+"""Checkpoints: atomic, pruned, and resumed from the newest complete one."""
+
+import logging
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from rlhf_ray.config.schema import CheckpointConfig
+from rlhf_ray.trainers.checkpoint import Checkpointer, TrainerState
+
+
+class FakeGroup:
+    """Stands in for a role group's save/load calls (which every rank makes into the folder)."""
+
+    def __init__(self, fail_on_save: bool = False):
+        self.loaded: list[str] = []
+        self.fail_on_save = fail_on_save
+
+    def call(self, method: str, directory: str):
+        if method == "save":
+            Path(directory).mkdir(parents=True)
+            (Path(directory) / "weights").write_text("w")
+            if self.fail_on_save:
+                raise KeyboardInterrupt("killed mid-save")
+        else:
+            self.loaded.append(directory)
+
+
+def roles(critic=True, fail_on_save=False):
+    return SimpleNamespace(policy=FakeGroup(fail_on_save), critic=FakeGroup() if critic else None)
+
+
+def state(step: int) -> TrainerState:
+    return TrainerState(step, step, {"value": 0.1}, {"epoch": 0, "position": step}, "run", "abc")
+
+
+def test_saves_are_complete_and_pruned(tmp_path):
+    checkpoints = Checkpointer(CheckpointConfig(dir=str(tmp_path), keep_last=2))
+    for step in (1, 2, 3):
+        checkpoints.save(state(step), roles())
+    assert [p.name for p in checkpoints.complete()] == ["step_2", "step_3"]
+    assert (tmp_path / "step_3" / "policy" / "weights").is_file()
+    assert (tmp_path / "step_3" / "critic" / "weights").is_file()
+    assert checkpoints.resume_point() == tmp_path / "step_3"
+
+
+def test_a_save_killed_midway_leaves_the_previous_checkpoint(tmp_path, caplog):
+    checkpoints = Checkpointer(CheckpointConfig(dir=str(tmp_path)))
+    checkpoints.save(state(4), roles())
+    with pytest.raises(KeyboardInterrupt):
+        checkpoints.save(state(5), roles(fail_on_save=True))
+    assert (tmp_path / "step_5.partial").is_dir() and not (tmp_path / "step_5").exists()
+    with caplog.at_level(logging.WARNING):
+        assert checkpoints.resume_point() == tmp_path / "step_4"
+    assert "ignoring incomplete checkpoint" in caplog.text and "step_5.partial" in caplog.text
+    groups = roles()
+    loaded = checkpoints.load(tmp_path / "step_4", groups)
+    assert loaded == state(4)
+    assert groups.policy.loaded == [str(tmp_path / "step_4" / "policy")]
+    checkpoints.save(state(5), roles())
+    assert [p.name for p in checkpoints.complete()] == ["step_4", "step_5"]
+
+
+def test_resume_modes(tmp_path):
+    assert Checkpointer(CheckpointConfig(dir=str(tmp_path / "none"))).resume_point() is None
+    checkpoints = Checkpointer(CheckpointConfig(dir=str(tmp_path), resume="never"))
+    checkpoints.save(state(1), roles(critic=False))
+    assert checkpoints.resume_point() is None
+    explicit = Checkpointer(CheckpointConfig(dir=str(tmp_path), resume=str(tmp_path / "step_1")))
+    assert explicit.resume_point() == tmp_path / "step_1"
+    missing = Checkpointer(CheckpointConfig(dir=str(tmp_path), resume=str(tmp_path / "step_9")))
+    with pytest.raises(FileNotFoundError, match="step_9 is not a complete checkpoint"):
+        missing.resume_point()

