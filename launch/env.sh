@@ -15,3 +15,4 @@ export WANDB_DATA_DIR="$RLHF_RAY_CACHE/wandb/data"
 # No model or dataset is fetched at run time: models are local folders or built offline.
 export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
 export TOKENIZERS_PARALLELISM="${TOKENIZERS_PARALLELISM:-false}"
+export VLLM_LOGGING_LEVEL="${VLLM_LOGGING_LEVEL:-ERROR}"

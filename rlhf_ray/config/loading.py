@@ -55,7 +55,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError([ConfigProblem("", "the top level must be a mapping of sections", f"{path}:1")])
     for override in overrides:
-        dotted = _apply_override(raw, override)
+        dotted = apply_override(raw, override)
         locations[dotted] = f"override {override!r}"
     return validate_config(raw, locations)
 
@@ -78,7 +78,7 @@ def dump_config(cfg: Config) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
 
 
-def _apply_override(raw: dict[str, Any], override: str) -> str:
+def apply_override(raw: dict[str, Any], override: str) -> str:
     key, sep, value = override.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):

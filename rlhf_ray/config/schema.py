@@ -312,6 +312,9 @@ class ResourcesConfig(Section):
     """Logical CPUs a local Ray cluster declares; None: exactly what the roles ask for."""
     cpus_per_actor: Annotated[float, Field(gt=0.0)] = 1.0
     """Logical CPUs each role rank and engine reserves."""
+    threads_per_actor: PositiveInt | None = None
+    """CPU threads for torch (and OpenMP) in each actor; None: the CPUs it reserves, at least one. On a
+    machine whose roles take turns (a laptop) the number of cores is faster."""
     policy: RoleResources = Field(default_factory=RoleResources)
     """Policy ranks."""
     critic: RoleResources = Field(default_factory=RoleResources)

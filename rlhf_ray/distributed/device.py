@@ -27,9 +27,12 @@ class DeviceProfile:
         # Ray shows each actor only its own GPU, so it is always the first one.
         return torch.device("cuda", 0) if self.kind == "cuda" else torch.device("cpu")
 
-    def actor_env(self) -> dict[str, str]:
-        """Environment every role actor starts with."""
-        return {"DS_ACCELERATOR": self.accelerator}
+    def actor_env(self, threads: int | None) -> dict[str, str]:
+        """Environment every role actor starts with (``threads``: OpenMP threads; None: Ray's choice)."""
+        env = {"DS_ACCELERATOR": self.accelerator}
+        if threads is not None:
+            env["OMP_NUM_THREADS"] = str(threads)
+        return env
 
 
 def resolve_device(requested: str, cluster_gpus: float) -> DeviceProfile:

@@ -27,9 +27,9 @@ class RoleGroup:
         self.world_size = slots.world_size
         actor_cls = ray.remote(worker_cls)
         self.actors = [
-            actor_cls.options(runtime_env={"env_vars": device.actor_env()}, **slots.actor_options(rank)).remote(
-                cfg, rank, self.world_size, device
-            )
+            actor_cls.options(
+                runtime_env={"env_vars": device.actor_env(cfg.resources.threads_per_actor)}, **slots.actor_options(rank)
+            ).remote(cfg, rank, self.world_size, device)
             for rank in range(self.world_size)
         ]
         master_addr, master_port = ray.get(self.actors[0].rendezvous_address.remote())

@@ -31,6 +31,8 @@ class RoleWorker:
         self.rank = rank
         self.world_size = world_size
         self.device_profile = device
+        if cfg.resources.threads_per_actor is not None:
+            torch.set_num_threads(cfg.resources.threads_per_actor)
         torch.manual_seed(cfg.seed + rank)
 
     def rendezvous_address(self) -> tuple[str, int]:

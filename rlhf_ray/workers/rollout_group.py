@@ -27,9 +27,10 @@ class RolloutGroup:
         self.version = 0
         actor_cls = ray.remote(RolloutWorker)
         self.engines = [
-            actor_cls.options(runtime_env={"env_vars": device.actor_env()}, **slots.actor_options(index)).remote(
-                cfg, index, device, model_path
-            )
+            actor_cls.options(
+                runtime_env={"env_vars": device.actor_env(cfg.resources.threads_per_actor)},
+                **slots.actor_options(index),
+            ).remote(cfg, index, device, model_path)
             for index in range(slots.world_size)
         ]
         self._sync_group_joined = False
