@@ -7,16 +7,23 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rlhf_ray.config import ConfigError, dump_config, load_config
+from rlhf_ray.config import Config, ConfigError, dump_config, load_config
 
 EXIT_CONFIG_ERROR = 2
 
 
-def _validate(args: argparse.Namespace) -> int:
+def _load(args: argparse.Namespace) -> Config | None:
+    """The config, or None after printing every problem with it."""
     try:
-        cfg = load_config(args.config, args.overrides)
+        return load_config(args.config, args.overrides)
     except ConfigError as exc:
         print(f"{args.config}: {exc}", file=sys.stderr)
+        return None
+
+
+def _validate(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    if cfg is None:
         return EXIT_CONFIG_ERROR
     print(dump_config(cfg), end="")
     print(f"# {args.config}: valid; roles: {', '.join(cfg.active_roles())}", file=sys.stderr)
@@ -24,10 +31,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except ConfigError as exc:
-        print(f"{args.config}: {exc}", file=sys.stderr)
+    cfg = _load(args)
+    if cfg is None:
         return EXIT_CONFIG_ERROR
     from rlhf_ray.data.prompts import DataError
     from rlhf_ray.trainers.ppo import train

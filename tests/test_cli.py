@@ -35,4 +35,4 @@ def test_console_script_is_installed():
     script = Path(sys.executable).with_name("rlhf-ray")
     result = subprocess.run([script, "validate", DEMO, "resources.num_cpus=1"], capture_output=True, text=True)
     assert result.returncode == EXIT_CONFIG_ERROR
-    assert "resources.num_cpus: 1 logical CPUs, but the roles need 3" in result.stderr
+    assert "resources.num_cpus: 1 logical CPUs, but the roles need 4" in result.stderr

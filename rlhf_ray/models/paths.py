@@ -35,15 +35,7 @@ def resolve_model_paths(cfg: Config) -> ModelPaths:
 
 def _build_tiny(cfg: Config):
     tiny = cfg.models.tiny
-    spec = TinyModelSpec(
-        vocab_size=tiny.vocab_size,
-        hidden_size=tiny.hidden_size,
-        intermediate_size=tiny.intermediate_size,
-        num_layers=tiny.num_layers,
-        num_heads=tiny.num_heads,
-        max_position_embeddings=tiny.max_position_embeddings,
-        seed=tiny.seed,
-    )
+    spec = TinyModelSpec(**tiny.model_dump(exclude={"output_dir"}))
     # One folder per spec, so experiments with different tiny models never collide.
     digest = hashlib.sha256(json.dumps(tiny.model_dump(exclude={"output_dir"}), sort_keys=True).encode()).hexdigest()
     return build_tiny_models(spec, Path(tiny.output_dir) / digest[:12])
