@@ -103,21 +103,40 @@ def vllm_greedy(model: Path, prompts: list[list[int]], tmp_path: Path) -> list[l
     return json.loads(result_file.read_text())["output_ids"]
 
 
-def test_grpo_without_critic_under_zero3_learns(tmp_path):
+def test_grpo_without_critic_or_reference_under_zero3_learns_and_evaluates(tmp_path):
+    eval_prompts = tmp_path / "eval.jsonl"
+    eval_prompts.write_text("".join(json.dumps({"prompt": f"Tell me about {w}."}) + "\n" for w in ("cats", "rain")))
     run_train(
         tmp_path,
         "train.max_steps=16",
         "algorithm.advantage_estimator=grpo",
+        "algorithm.kl.coef=0",
         "train.policy.zero_stage=3",
         "checkpoint.export_dir=null",
+        f"data.eval_path={eval_prompts}",
+        "train.eval_interval=8",
+        "logging.tensorboard_dir=outputs/tensorboard",
     )
     by_step = metrics(tmp_path)
-    assert "train/value_loss" not in by_step[16] and "timing/values" not in by_step[16]
+    for role_metric in ("train/value_loss", "timing/values", "timing/reference"):
+        assert role_metric not in by_step[16]
     assert_learns(by_step, window=4, margin=0.1)
+    assert {"eval/reward_mean", "eval/response_length"} <= set(by_step[8]) & set(by_step[16])
+    assert "eval/reward_mean" not in by_step[7]
+    assert list((tmp_path / "outputs/tensorboard").glob("events.out.tfevents.*"))
 
 
 def test_resume_after_a_kill_continues_the_same_run(tmp_path):
-    common = ["train.max_steps=6", "checkpoint.interval=3", "checkpoint.export_dir=null", "logging.wandb.mode=disabled"]
+    common = [
+        "train.max_steps=6",
+        "checkpoint.interval=3",
+        "checkpoint.export_dir=null",
+        "logging.wandb.mode=disabled",
+        # The adaptive coefficient moves every step, so its state must survive the resume too.
+        "algorithm.kl.controller=adaptive",
+        "algorithm.kl.target=1.0",
+        "algorithm.kl.horizon=100",
+    ]
     whole, interrupted = tmp_path / "whole", tmp_path / "interrupted"
     whole.mkdir(), interrupted.mkdir()
     run_train(whole, *common)
@@ -140,6 +159,7 @@ def test_resume_after_a_kill_continues_the_same_run(tmp_path):
     run_train(interrupted, *common, "checkpoint.resume=auto")
     reference, resumed = metrics(whole), metrics(interrupted)
     assert sorted(resumed) == list(range(1, 7))
+    assert reference[6]["train/kl_coef"] != reference[1]["train/kl_coef"]
     for step in (4, 5, 6):
         for name, value in reference[step].items():
             if not name.startswith("timing/"):
