@@ -8,6 +8,18 @@ from rlhf_ray.data import SequenceBatch, pack_sequences
 TINY_MODELS = {"vocab_size": 512, "hidden_size": 64, "num_heads": 2, "intermediate_size": 128, "num_layers": 2}
 
 
+def policy_training(stage: int, lr: float, **changes) -> dict:
+    """``train.policy`` for a 2-rank fp32 policy: micro-batches of 2, one optimizer step per 8 samples."""
+    return {
+        "precision": "fp32",
+        "zero_stage": stage,
+        "micro_batch_size": 2,
+        "global_batch_size": 8,
+        "lr": lr,
+        **changes,
+    }
+
+
 def role_config(tmp_dir, **sections):
     """A CPU config of tiny models with fp32 everywhere; ``sections`` are merged one level deep."""
     raw = {

@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+SYNC_TIMEOUT_S = 1800.0
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,15 @@ class SyncGroup:
     """A process group of the policy's rank 0 (rank 0 here) and the engines (ranks 1..N), independent
     of the default group either side may already have."""
 
-    def __init__(self, master_addr: str, master_port: int, rank: int, world_size: int, backend: str, timeout_s: float):
+    def __init__(
+        self,
+        master_addr: str,
+        master_port: int,
+        rank: int,
+        world_size: int,
+        backend: str,
+        timeout_s: float = SYNC_TIMEOUT_S,
+    ):
         store = dist.TCPStore(
             master_addr,
             master_port,

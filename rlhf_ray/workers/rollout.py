@@ -11,8 +11,6 @@ from rlhf_ray.distributed.device import DeviceProfile
 from rlhf_ray.distributed.weight_sync import SyncGroup, TensorSpec, receive_buckets
 from rlhf_ray.engines.rollout import HFEngine, RolloutEngine, Sample, SamplingSpec, VLLMEngine
 
-WEIGHT_SYNC_TIMEOUT_S = 1800.0
-
 
 class StaleWeightsError(RuntimeError):
     """An engine was asked to generate with another policy version than it holds."""
@@ -49,9 +47,7 @@ class RolloutWorker:
         return self.engine.generate(prompts, sampling, seeds)
 
     def join_weight_sync(self, master_addr: str, master_port: int, rank: int, world_size: int) -> None:
-        self.sync_group = SyncGroup(
-            master_addr, master_port, rank, world_size, self.device.backend, WEIGHT_SYNC_TIMEOUT_S
-        )
+        self.sync_group = SyncGroup(master_addr, master_port, rank, world_size, self.device.backend)
 
     def receive_weights(self, plan: list[list[TensorSpec]], version: int) -> int:
         """Take the buckets policy rank 0 broadcasts; afterwards this engine holds ``version``."""

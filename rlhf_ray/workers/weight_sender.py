@@ -7,8 +7,6 @@ import torch
 
 from rlhf_ray.distributed.weight_sync import DTYPES, SyncGroup, TensorSpec, send_buckets
 
-WEIGHT_SYNC_TIMEOUT_S = 1800.0
-
 
 class WeightSender:
     """Mixed into the policy worker (which provides ``engine``, ``rank``, ``device_profile``)."""
@@ -22,9 +20,7 @@ class WeightSender:
 
     def join_weight_sync(self, master_addr: str, master_port: int, world_size: int) -> None:
         """Rank 0 only: host the sync group as its rank 0."""
-        self.sync_group = SyncGroup(
-            master_addr, master_port, 0, world_size, self.device_profile.backend, WEIGHT_SYNC_TIMEOUT_S
-        )
+        self.sync_group = SyncGroup(master_addr, master_port, 0, world_size, self.device_profile.backend)
 
     @torch.no_grad()
     def broadcast_weights(self, plan: list[list[TensorSpec]]) -> None:

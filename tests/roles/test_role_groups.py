@@ -11,7 +11,7 @@ from rlhf_ray.distributed.placement import plan_placement, release, reserve
 from rlhf_ray.distributed.role_group import RoleGroup
 from rlhf_ray.workers import PolicyWorker
 from rlhf_ray.workers.groups import start_role_groups
-from tests.tiny_roles import TINY_MODELS, random_batch, role_config
+from tests.tiny_roles import TINY_MODELS, policy_training, random_batch, role_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("local_ray")]
 CPU = DeviceProfile("cpu")
@@ -168,15 +168,7 @@ def test_one_update_gives_the_same_weights_under_zero_0_2_3(tiny_dir, tiny_paths
     for stage in (0, 2, 3):
         cfg = role_config(
             tiny_dir,
-            train={
-                "policy": {
-                    "precision": "fp32",
-                    "zero_stage": stage,
-                    "micro_batch_size": 2,
-                    "global_batch_size": 8,
-                    "lr": lr,
-                }
-            },
+            train={"policy": policy_training(stage, lr)},
             resources={"device": "cpu", "policy": {"gpus_per_node": 2}},
         )
         results[stage] = one_update(cfg, tiny_paths, batch)
@@ -199,16 +191,7 @@ def test_one_update_gives_the_same_weights_under_zero_0_2_3(tiny_dir, tiny_paths
 def test_bf16_with_gradient_checkpointing_trains(tiny_dir, tiny_paths, stage):
     cfg = role_config(
         tiny_dir,
-        train={
-            "policy": {
-                "precision": "bf16",
-                "zero_stage": stage,
-                "gradient_checkpointing": True,
-                "micro_batch_size": 2,
-                "global_batch_size": 8,
-                "lr": 1e-3,
-            }
-        },
+        train={"policy": policy_training(stage, 1e-3, precision="bf16", gradient_checkpointing=True)},
         resources={"device": "cpu", "policy": {"gpus_per_node": 1}},
     )
     batch = random_batch(8, seed=2)

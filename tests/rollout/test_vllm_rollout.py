@@ -14,7 +14,7 @@ from rlhf_ray.engines.rollout import SamplingSpec
 from rlhf_ray.workers import PolicyWorker
 from rlhf_ray.workers.rollout import StaleWeightsError
 from rlhf_ray.workers.rollout_group import RolloutGroup
-from tests.tiny_roles import TINY_MODELS, role_config
+from tests.tiny_roles import TINY_MODELS, policy_training, role_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.usefixtures("local_ray")]
 CPU = DeviceProfile("cpu")
@@ -46,15 +46,7 @@ class Setup:
                 "weight_sync": weight_sync,
                 "sync_bucket_bytes": 64 * 1024,  # several buckets, even for a tiny model
             },
-            train={
-                "policy": {
-                    "precision": "fp32",
-                    "zero_stage": stage,
-                    "micro_batch_size": 2,
-                    "global_batch_size": 8,
-                    "lr": 1e-2,
-                }
-            },
+            train={"policy": policy_training(stage, 1e-2)},
             resources={"device": "cpu", "policy": {"gpus_per_node": 2}},
         )
         self.paths = tiny_paths
