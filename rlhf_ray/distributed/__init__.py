@@ -1,0 +1,1 @@
+"""Running roles across machines: device choice, placement, process groups, role groups, weight sync."""

@@ -1,0 +1,1 @@
+"""Engines the roles wrap: DeepSpeed training and inference, learning-rate schedules, rollout engines."""

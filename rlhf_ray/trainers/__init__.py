@@ -1,0 +1,1 @@
+"""The drivers: PPO (and its checkpoints)."""
