@@ -10,6 +10,8 @@ import importlib
 from dataclasses import dataclass
 
 from rlhf_ray.config.schema import GROUP_ESTIMATORS, Config
+from rlhf_ray.distributed.device import DeviceProfile
+from rlhf_ray.distributed.plan import PlacementUnit, plan_placement, plan_rollout
 
 
 @dataclass(frozen=True)
@@ -187,26 +189,16 @@ def _check_colocation(cfg: Config) -> list[ConfigIssue]:
     return issues
 
 
-def _placement_units(cfg: Config, on_cpu: bool) -> list[tuple[str, int]]:
-    """(description, devices) of every set of devices (CPU slots when ``on_cpu``) needed on its own."""
-    active = cfg.active_roles()
-    units = []
-    placed: set[str] = set()
-    for group in cfg.resources.colocate:
-        members = [role for role in group if role in active]
-        if members:
-            units.append(("+".join(members), cfg.resources.role(members[0]).world_size))
-            placed.update(group)
-    for role in active:
-        if role not in placed and (on_cpu or cfg.role_uses_accelerator(role)):
-            units.append((role, cfg.resources.role(role).world_size))
-    units.append(
-        (
-            f"rollout ({cfg.rollout.num_engines} engines x tp {cfg.rollout.tensor_parallel_size})",
-            cfg.rollout.num_engines * cfg.rollout.tensor_parallel_size,
-        )
-    )
-    return units
+def _units(cfg: Config, kind: str) -> list[PlacementUnit]:
+    """The placement plan's units, as they would be on a cluster of ``kind`` devices."""
+    device = DeviceProfile(kind)
+    return [*plan_placement(cfg, device, cfg.active_roles()), plan_rollout(cfg, device)]
+
+
+def _label(cfg: Config, unit: PlacementUnit) -> str:
+    if unit.roles == ("rollout",):
+        return f"rollout ({cfg.rollout.num_engines} engines x tp {cfg.rollout.tensor_parallel_size})"
+    return unit.name
 
 
 def _check_resources_fit(cfg: Config) -> list[ConfigIssue]:
@@ -223,8 +215,9 @@ def _check_resources_fit(cfg: Config) -> list[ConfigIssue]:
     if res.device == "cpu":
         if res.num_cpus is None:
             return issues
-        actors = sum(devices for _, devices in _placement_units(cfg, on_cpu=True))
-        needed = actors * res.cpus_per_actor
+        units = _units(cfg, "cpu")
+        actors = sum(unit.world_size for unit in units)
+        needed = sum(unit.total()["CPU"] for unit in units)
         if needed > res.num_cpus:
             issues.append(
                 ConfigIssue(
@@ -258,11 +251,11 @@ def _check_resources_fit(cfg: Config) -> list[ConfigIssue]:
                 "an engine is kept within one node",
             )
         )
-    units = _placement_units(cfg, on_cpu=False)
-    needed = sum(devices for _, devices in units)
+    gpus = {_label(cfg, unit): int(unit.total().get("GPU", 0)) for unit in _units(cfg, "cuda")}
+    needed = sum(gpus.values())
     available = res.num_nodes * res.gpus_per_node
     if needed > available:
-        breakdown = ", ".join(f"{name}: {devices}" for name, devices in units)
+        breakdown = ", ".join(f"{label}: {count}" for label, count in gpus.items() if count)
         issues.append(
             ConfigIssue(
                 "resources",

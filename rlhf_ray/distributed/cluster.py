@@ -9,7 +9,7 @@ import torch
 
 from rlhf_ray.config import Config
 from rlhf_ray.distributed.device import DeviceProfile, resolve_device
-from rlhf_ray.distributed.placement import cpus_needed, plan_placement, plan_rollout
+from rlhf_ray.distributed.plan import cpus_needed, plan_placement, plan_rollout
 
 
 def connect(cfg: Config) -> DeviceProfile:

@@ -4,9 +4,10 @@ cluster has. Nothing else in the code branches on them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class DeviceProfile:
 
     @property
     def torch_device(self) -> torch.device:
+        import torch
+
         # Ray shows each actor only its own GPU, so it is always the first one.
         return torch.device("cuda", 0) if self.kind == "cuda" else torch.device("cpu")
 

@@ -113,6 +113,10 @@ class TrainingEngine:
         return self.engine.device
 
     @property
+    def zero_stage(self) -> int:
+        return self.config["zero_optimization"]["stage"]
+
+    @property
     def optimizer_steps(self) -> int:
         """Optimizer steps taken so far (restored by ``load``)."""
         return self.engine.global_steps
@@ -139,7 +143,7 @@ class TrainingEngine:
 
     @property
     def _plain_fp32(self) -> bool:
-        return self.config["zero_optimization"]["stage"] == 0 and not self.config["bf16"]["enabled"]
+        return self.zero_stage == 0 and not self.config["bf16"]["enabled"]
 
     def _grad_norm(self) -> float:
         norms = [torch.linalg.vector_norm(p.grad) for p in self.module.parameters() if p.grad is not None]
@@ -162,7 +166,7 @@ class TrainingEngine:
 
     def full_state_dict(self) -> dict[str, torch.Tensor] | None:
         """Every parameter gathered in full (a collective); rank 0 gets the dict, others None."""
-        return full_state_dict(self.module, self.config["zero_optimization"]["stage"])
+        return full_state_dict(self.module, self.zero_stage)
 
 
 class InferenceEngine:

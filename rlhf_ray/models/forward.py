@@ -22,42 +22,45 @@ def _before_response(batch: SequenceBatch, per_position: torch.Tensor) -> torch.
     return per_position[:, -response_len - 1 : -1]
 
 
-def response_logprobs(
-    model: torch.nn.Module, batch: SequenceBatch, with_entropy: bool = False
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Per-token log-probs [B, R] of the response tokens (and the policy entropy there)."""
-    logits = model(
-        input_ids=batch.sequences,
-        attention_mask=batch.attention_mask,
-        position_ids=position_ids(batch.attention_mask),
-        use_cache=False,
-    ).logits
-    logits = _before_response(batch, logits)
+def _model_inputs(batch: SequenceBatch) -> dict:
+    return {
+        "input_ids": batch.sequences,
+        "attention_mask": batch.attention_mask,
+        "position_ids": position_ids(batch.attention_mask),
+        "use_cache": False,
+    }
+
+
+def _response_logits(model: torch.nn.Module, batch: SequenceBatch) -> torch.Tensor:
+    """[B, R, V] logits predicting each response token."""
+    return _before_response(batch, model(**_model_inputs(batch)).logits)
+
+
+def _logprobs(logits: torch.Tensor, batch: SequenceBatch) -> torch.Tensor:
     response_tokens = batch.sequences[:, -batch.response_length :]
-    logprobs = logprobs_from_logits(logits, response_tokens) * batch.response_mask
-    entropy = entropy_from_logits(logits) * batch.response_mask if with_entropy else None
-    return logprobs, entropy
+    return logprobs_from_logits(logits, response_tokens) * batch.response_mask
+
+
+def response_logprobs(model: torch.nn.Module, batch: SequenceBatch) -> torch.Tensor:
+    """Per-token log-probs [B, R] of the response tokens."""
+    return _logprobs(_response_logits(model, batch), batch)
+
+
+def response_logprobs_and_entropy(model: torch.nn.Module, batch: SequenceBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token log-probs [B, R] of the response tokens, and the policy's entropy [B, R] there."""
+    logits = _response_logits(model, batch)
+    return _logprobs(logits, batch), entropy_from_logits(logits) * batch.response_mask
 
 
 def response_values(model: torch.nn.Module, batch: SequenceBatch) -> torch.Tensor:
     """Per-token values [B, R] from a token-classification model with one label."""
-    values = model(
-        input_ids=batch.sequences,
-        attention_mask=batch.attention_mask,
-        position_ids=position_ids(batch.attention_mask),
-        use_cache=False,
-    ).logits.squeeze(-1)
+    values = model(**_model_inputs(batch)).logits.squeeze(-1)
     return _before_response(batch, values).float() * batch.response_mask
 
 
 def sequence_scores(model: torch.nn.Module, batch: SequenceBatch) -> torch.Tensor:
     """One score [B] per sequence, read at its last real token (robust to either padding side)."""
-    hidden = model.base_model(
-        input_ids=batch.sequences,
-        attention_mask=batch.attention_mask,
-        position_ids=position_ids(batch.attention_mask),
-        use_cache=False,
-    ).last_hidden_state
+    hidden = model.base_model(**_model_inputs(batch)).last_hidden_state
     columns = torch.arange(batch.sequences.shape[1], device=batch.sequences.device)
     last = (columns * batch.attention_mask.long()).argmax(-1)
     rows = torch.arange(len(batch), device=batch.sequences.device)

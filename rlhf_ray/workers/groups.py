@@ -8,7 +8,8 @@ import ray
 
 from rlhf_ray.config import Config
 from rlhf_ray.distributed.device import DeviceProfile
-from rlhf_ray.distributed.placement import RoleSlots, plan_placement, plan_rollout, release, reserve
+from rlhf_ray.distributed.placement import RoleSlots, release, reserve
+from rlhf_ray.distributed.plan import plan_placement, plan_rollout
 from rlhf_ray.distributed.role_group import RoleGroup
 from rlhf_ray.models.paths import ModelPaths
 from rlhf_ray.workers.critic import CriticWorker

@@ -7,7 +7,7 @@ import torch
 from rlhf_ray.algorithms import aggregate_loss, kl_estimate, ppo_policy_loss
 from rlhf_ray.data import SequenceBatch
 from rlhf_ray.models import load_causal_lm
-from rlhf_ray.models.forward import response_logprobs
+from rlhf_ray.models.forward import response_logprobs, response_logprobs_and_entropy
 from rlhf_ray.workers.base import TrainedRoleWorker
 from rlhf_ray.workers.weight_sender import WeightSender
 
@@ -20,7 +20,7 @@ class PolicyWorker(WeightSender, TrainedRoleWorker):
 
     def logprobs(self, batch: SequenceBatch) -> torch.Tensor:
         """[B, R] log-probs of the responses under the current policy."""
-        return self._forward(lambda model, micro: response_logprobs(model, micro)[0], batch)
+        return self._forward(response_logprobs, batch)
 
     def update(self, batch: SequenceBatch, kl_coef: float) -> dict[str, float]:
         """PPO epochs over this rank's share (needs old_logprobs and advantages; ref_logprobs too when the
@@ -29,7 +29,7 @@ class PolicyWorker(WeightSender, TrainedRoleWorker):
         kl_in_loss = algo.kl.placement == "loss" and kl_coef > 0
 
         def loss_fn(model: torch.nn.Module, micro: SequenceBatch):
-            logprobs, entropy = response_logprobs(model, micro, with_entropy=True)
+            logprobs, entropy = response_logprobs_and_entropy(model, micro)
             loss, stats = ppo_policy_loss(
                 logprobs,
                 micro.old_logprobs,

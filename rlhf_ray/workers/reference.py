@@ -23,4 +23,4 @@ class ReferenceWorker(FrozenRoleWorker):
 
     def logprobs(self, batch: SequenceBatch) -> torch.Tensor:
         """[B, R] log-probs of the responses under the reference policy."""
-        return self._forward(lambda model, micro: response_logprobs(model, micro)[0], batch)
+        return self._forward(response_logprobs, batch)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 
@@ -49,14 +49,14 @@ class RolloutWorker:
     def join_weight_sync(self, master_addr: str, master_port: int, rank: int, world_size: int) -> None:
         self.sync_group = SyncGroup(master_addr, master_port, rank, world_size, self.device.backend)
 
-    def receive_weights(self, plan: list[list[TensorSpec]], version: int) -> int:
+    def receive_weights(self, plan: list[list[TensorSpec]], version: int) -> None:
         """Take the buckets policy rank 0 broadcasts; afterwards this engine holds ``version``."""
-        self.engine.load_weights(receive_buckets(self.sync_group, plan, self.device.torch_device))
-        self.version = version
-        return version
+        self._take(receive_buckets(self.sync_group, plan, self.device.torch_device), version)
 
-    def load_weights(self, state_dict: dict[str, torch.Tensor], version: int) -> int:
+    def load_weights(self, state_dict: dict[str, torch.Tensor], version: int) -> None:
         """Take weights through the object store."""
-        self.engine.load_weights(state_dict.items())
+        self._take(state_dict.items(), version)
+
+    def _take(self, weights: Iterable[tuple[str, torch.Tensor]], version: int) -> None:
+        self.engine.load_weights(weights)
         self.version = version
-        return version

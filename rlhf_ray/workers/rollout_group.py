@@ -11,7 +11,7 @@ from rlhf_ray.config import Config
 from rlhf_ray.distributed.device import DeviceProfile
 from rlhf_ray.distributed.placement import RoleSlots
 from rlhf_ray.distributed.role_group import RoleGroup
-from rlhf_ray.distributed.weight_sync import bucket_plan
+from rlhf_ray.distributed.weight_sync import TensorSpec, bucket_plan
 from rlhf_ray.engines.rollout import Sample, SamplingSpec
 from rlhf_ray.workers.rollout import RolloutWorker, StaleWeightsError
 
@@ -33,7 +33,7 @@ class RolloutGroup:
             ).remote(cfg, index, device, model_path)
             for index in range(slots.world_size)
         ]
-        self._sync_group_joined = False
+        self._bucket_plan: list[list[TensorSpec]] | None = None  # set when the sync group forms
 
     def ready(self) -> list[ray.ObjectRef]:
         """References that resolve once every engine has loaded its model (or fail with its error)."""
@@ -96,24 +96,28 @@ class RolloutGroup:
         return time.perf_counter() - started
 
     def _broadcast(self, policy: RoleGroup, version: int) -> None:
-        sender = policy.actors[0]
-        if not self._sync_group_joined:
-            master_addr, master_port = ray.get(sender.rendezvous_address.remote())
-            world = len(self.engines) + 1
-            ray.get(
-                [sender.join_weight_sync.remote(master_addr, master_port, world)]
-                + [
-                    engine.join_weight_sync.remote(master_addr, master_port, rank, world)
-                    for rank, engine in enumerate(self.engines, start=1)
-                ]
-            )
-            self._sync_group_joined = True
-        specs = ray.get(sender.weight_specs.remote(self.cfg.rollout.dtype))
-        plan = bucket_plan(specs, self.cfg.rollout.sync_bucket_bytes)
+        if self._bucket_plan is None:
+            self._bucket_plan = self._join_sync_group(policy)
         ray.get(
-            policy.call_async("broadcast_weights", plan)
-            + [engine.receive_weights.remote(plan, version) for engine in self.engines]
+            policy.call_async("broadcast_weights", self._bucket_plan)
+            + [engine.receive_weights.remote(self._bucket_plan, version) for engine in self.engines]
         )
+
+    def _join_sync_group(self, policy: RoleGroup) -> list[list[TensorSpec]]:
+        """Form the sync group of policy rank 0 and the engines; the bucket plan of the policy's
+        parameters, which stays the same for the whole run."""
+        sender = policy.actors[0]
+        master_addr, master_port = ray.get(sender.rendezvous_address.remote())
+        world = len(self.engines) + 1
+        ray.get(
+            [sender.join_weight_sync.remote(master_addr, master_port, world)]
+            + [
+                engine.join_weight_sync.remote(master_addr, master_port, rank, world)
+                for rank, engine in enumerate(self.engines, start=1)
+            ]
+        )
+        specs = ray.get(sender.weight_specs.remote(self.cfg.rollout.dtype))
+        return bucket_plan(specs, self.cfg.rollout.sync_bucket_bytes)
 
     def shutdown(self) -> None:
         for engine in self.engines:

@@ -26,7 +26,7 @@ class WeightSender:
     def broadcast_weights(self, plan: list[list[TensorSpec]]) -> None:
         """Every rank: gather each bucket's parameters (a collective under ZeRO-3); rank 0 sends them."""
         params = dict(self.engine.module.named_parameters())
-        zero3 = self.engine.config["zero_optimization"]["stage"] == 3
+        zero3 = self.engine.zero_stage == 3
 
         def buckets():
             for bucket in plan:

@@ -5,7 +5,8 @@ import ray
 from ray.cluster_utils import Cluster
 
 from rlhf_ray.distributed.device import DeviceProfile
-from rlhf_ray.distributed.placement import plan_placement, release, reserve
+from rlhf_ray.distributed.placement import release, reserve
+from rlhf_ray.distributed.plan import plan_placement
 from rlhf_ray.distributed.role_group import RoleGroup
 from rlhf_ray.workers import PolicyWorker
 from tests.tiny_roles import random_batch, role_config

@@ -6,7 +6,8 @@ import pytest
 import ray
 
 from rlhf_ray.distributed.device import DeviceProfile
-from rlhf_ray.distributed.placement import PlacementError, check_fits, plan_placement, release, reserve
+from rlhf_ray.distributed.placement import release, reserve
+from rlhf_ray.distributed.plan import PlacementError, check_fits, plan_placement
 from tests.tiny_roles import role_config
 
 CPU, CUDA = DeviceProfile("cpu"), DeviceProfile("cuda")

@@ -7,7 +7,8 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 from rlhf_ray.algorithms import ppo_policy_loss
 from rlhf_ray.data import SequenceBatch
 from rlhf_ray.distributed.device import DeviceProfile
-from rlhf_ray.distributed.placement import plan_placement, release, reserve
+from rlhf_ray.distributed.placement import release, reserve
+from rlhf_ray.distributed.plan import plan_placement
 from rlhf_ray.distributed.role_group import RoleGroup
 from rlhf_ray.workers import PolicyWorker
 from rlhf_ray.workers.groups import start_role_groups
