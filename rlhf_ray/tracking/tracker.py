@@ -1,5 +1,6 @@
 """Where metrics go: W&B (online, offline or disabled), optionally TensorBoard, a JSONL file, and a
-console progress line with step, reward, KL and ETA.
+console progress line with step, reward, KL and ETA (and, with ``logging.verbose``, a line of each
+step's phase timings).
 
 The W&B key is read by wandb from the environment; nothing here writes it anywhere. The run's
 config is the resolved experiment config, which holds no secret.
@@ -9,15 +10,44 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from rlhf_ray.config import Config
 
+# What the progress line shows of each step's metrics, when present (PPO, SFT, reward model).
+_SUMMARY = (
+    ("reward", "rollout/reward_mean"),
+    ("gold", "rollout/gold_reward"),
+    ("kl", "train/kl"),
+    ("loss", "train/loss"),
+    ("eval loss", "eval/loss"),
+    ("eval acc", "eval/accuracy"),
+)
+
+
+def _phase_timings(step: int, metrics: dict[str, float]) -> str:
+    """``step N phases (s): generate 1.20  reward 0.05 ...``: the ``timing/*`` seconds (rates left out)."""
+    phases = "  ".join(
+        f"{name.removeprefix('timing/')} {value:.2f}"
+        for name, value in metrics.items()
+        if name.startswith("timing/") and not name.endswith("_per_s")
+    )
+    return f"step {step} phases (s): {phases}"
+
+
+def default_run_name(cfg: Config, job: str | None = None) -> str:
+    """``logging.wandb.run_name``, or the experiment's name with a timestamp; with the job appended."""
+    name = cfg.logging.wandb.run_name or f"{cfg.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    return f"{name}-{job}" if job else name
+
 
 class Tracker:
-    def __init__(self, cfg: Config, run_name: str, total_steps: int, resume_id: str | None = None):
+    def __init__(
+        self, cfg: Config, run_name: str, total_steps: int, resume_id: str | None = None, job_type: str = "ppo"
+    ):
         self.cfg = cfg
         self.dir = Path(cfg.logging.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -31,6 +61,7 @@ class Tracker:
             entity=wandb_cfg.entity,
             name=run_name,
             group=wandb_cfg.group,
+            job_type=job_type,
             tags=wandb_cfg.tags,
             dir=str(self.dir),
             config=cfg.model_dump(mode="json"),
@@ -48,7 +79,7 @@ class Tracker:
             TextColumn("{task.fields[summary]}"),
             TimeRemainingColumn(),
         )
-        self.task = self.progress.add_task("ppo", total=total_steps, summary="")
+        self.task = self.progress.add_task(job_type, total=total_steps, summary="")
         self.progress.start()
 
     @property
@@ -66,12 +97,10 @@ class Tracker:
         if self.tensorboard is not None:
             for name, value in metrics.items():
                 self.tensorboard.add_scalar(name, value, step)
-        summary = "  ".join(
-            f"{label} {metrics[key]:.3f}"
-            for label, key in (("reward", "rollout/reward_mean"), ("kl", "train/kl"))
-            if key in metrics
-        )
+        summary = "  ".join(f"{label} {metrics[key]:.3f}" for label, key in _SUMMARY if key in metrics)
         self.progress.update(self.task, completed=step, summary=summary)
+        if self.cfg.logging.verbose:
+            self.progress.console.print(_phase_timings(step, metrics), highlight=False)
 
     def log_samples(self, step: int, rows: Sequence[tuple[str, str, float]]) -> None:
         import wandb

@@ -1,9 +1,10 @@
 """Checkpoints that are atomic and complete, and finding the one to resume from.
 
-A checkpoint is a folder ``step_<N>`` holding each trained role's DeepSpeed state (model, optimizer,
-scheduler; written by every rank) and ``trainer_state.json`` (step, policy version, KL controller,
-prompt sampler, W&B run). It is written under a ``.partial`` name and renamed when complete, so a
-killed driver leaves the previous checkpoints intact; leftovers are ignored with a warning.
+A checkpoint is a folder ``step_<N>`` holding each trained role group's DeepSpeed state (model,
+optimizer, scheduler; written by every rank) and ``trainer_state.json``, the driver's own state (for
+PPO: step, policy version, KL controller, prompt sampler, W&B run). It is written under a
+``.partial`` name and renamed when complete, so a killed driver leaves the previous checkpoints
+intact; leftovers are ignored with a warning.
 """
 
 from __future__ import annotations
@@ -11,25 +12,16 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from rlhf_ray.config.schema import CheckpointConfig
-from rlhf_ray.workers.groups import RoleGroups
+from rlhf_ray.distributed.role_group import RoleGroup
 
 log = logging.getLogger(__name__)
 STATE_FILE = "trainer_state.json"
 PARTIAL = ".partial"
-
-
-@dataclass
-class TrainerState:
-    step: int
-    policy_version: int
-    kl_controller: dict
-    sampler: dict
-    run_name: str
-    wandb_id: str | None
 
 
 class Checkpointer:
@@ -58,27 +50,23 @@ class Checkpointer:
             raise FileNotFoundError(f"checkpoint.resume: {path} is not a complete checkpoint (no {STATE_FILE})")
         return path
 
-    def save(self, state: TrainerState, roles: RoleGroups) -> Path:
-        final = self.dir / f"step_{state.step}"
-        partial = self.dir / f"step_{state.step}{PARTIAL}"
+    def save(self, step: int, state: dict[str, Any], groups: Mapping[str, RoleGroup]) -> Path:
+        """Write the checkpoint of ``step``: every group's state, then the driver's ``state`` (JSON)."""
+        final = self.dir / f"step_{step}"
+        partial = self.dir / f"step_{step}{PARTIAL}"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
-        for name, group in self._trained(roles).items():
+        for name, group in groups.items():
             group.call("save", str(partial / name))
-        (partial / STATE_FILE).write_text(json.dumps(asdict(state), indent=2))
+        (partial / STATE_FILE).write_text(json.dumps(state, indent=2))
         shutil.rmtree(final, ignore_errors=True)
         partial.rename(final)
         for old in self.complete()[: -self.cfg.keep_last]:
             shutil.rmtree(old)
         return final
 
-    def load(self, path: Path, roles: RoleGroups) -> TrainerState:
-        for name, group in self._trained(roles).items():
+    def load(self, path: Path, groups: Mapping[str, RoleGroup]) -> dict[str, Any]:
+        """Restore every group from ``path``; returns the driver's state."""
+        for name, group in groups.items():
             group.call("load", str(path / name))
-        return TrainerState(**json.loads((path / STATE_FILE).read_text()))
-
-    @staticmethod
-    def _trained(roles: RoleGroups):
-        return {
-            name: group for name, group in (("policy", roles.policy), ("critic", roles.critic)) if group is not None
-        }
+        return json.loads((path / STATE_FILE).read_text())

@@ -8,8 +8,7 @@ parallel -> push the new weights to the engines -> log -> checkpoint.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +26,23 @@ from rlhf_ray.distributed.role_group import ShardedCall
 from rlhf_ray.engines.rollout import SamplingSpec
 from rlhf_ray.models import load_tokenizer
 from rlhf_ray.models.paths import resolve_model_paths
-from rlhf_ray.tracking import PhaseTimer, Tracker
-from rlhf_ray.trainers.checkpoint import Checkpointer, TrainerState
+from rlhf_ray.rewards.functions import call_reward_function, import_reward_function
+from rlhf_ray.tracking import PhaseTimer, Tracker, default_run_name
+from rlhf_ray.trainers.checkpoint import Checkpointer
+from rlhf_ray.trainers.intervals import every
 from rlhf_ray.workers.groups import RoleGroups, start_role_groups
+
+
+@dataclass
+class TrainerState:
+    """What the driver itself carries from step to step, saved with every checkpoint."""
+
+    step: int
+    policy_version: int
+    kl_controller: dict
+    sampler: dict
+    run_name: str
+    wandb_id: str | None
 
 
 @dataclass
@@ -56,9 +69,9 @@ def train(cfg: Config) -> TrainResult:
     roles = start_role_groups(cfg, device, paths, total_steps)
     try:
         kl = _kl_controller(cfg)
-        state = TrainerState(0, 0, kl.state_dict(), sampler.state_dict(), _run_name(cfg), None)
+        state = TrainerState(0, 0, kl.state_dict(), sampler.state_dict(), default_run_name(cfg, "ppo"), None)
         if resume_from is not None:
-            state = checkpoints.load(resume_from, roles)
+            state = TrainerState(**checkpoints.load(resume_from, roles.trained()))
             kl.load_state_dict(state.kl_controller)
             sampler.load_state_dict(state.sampler)
             roles.rollout.sync_from(roles.policy, state.policy_version)
@@ -70,18 +83,18 @@ def train(cfg: Config) -> TrainResult:
             timer = PhaseTimer()
             last = step == total_steps
             with timer.phase("step"):
-                prompts = [train_set.prompts[i] for i in sampler.next_batch()]
+                prompts = [train_set.items[i] for i in sampler.next_batch()]
                 metrics, batch = iteration.run(prompts, step, state, timer)
                 state.step, state.kl_controller, state.sampler = step, kl.state_dict(), sampler.state_dict()
-                if _every(step, cfg.checkpoint.interval) or last:
+                if every(step, cfg.checkpoint.interval) or last:
                     with timer.phase("checkpoint"):
-                        last_checkpoint = checkpoints.save(state, roles)
-            if eval_set is not None and _every(step, cfg.train.eval_interval):
+                        last_checkpoint = checkpoints.save(step, asdict(state), roles.trained())
+            if eval_set is not None and every(step, cfg.train.eval_interval):
                 metrics.update(iteration.evaluate(eval_set, state))
             metrics["rollout/skipped_prompts"] = float(sum(train_set.skipped.values()))
-            if _every(step, cfg.logging.log_interval) or last:
+            if every(step, cfg.logging.log_interval) or last:
                 tracker.log(step, metrics | timer.metrics() | _throughput(batch, timer))
-            if _every(step, cfg.logging.sample_table_interval):
+            if every(step, cfg.logging.sample_table_interval):
                 tracker.log_samples(step, _sample_rows(batch, cfg.logging.sample_table_size))
         export_dir = None
         if cfg.checkpoint.export_dir is not None:
@@ -98,6 +111,8 @@ class PPOIteration:
 
     def __init__(self, cfg: Config, roles: RoleGroups, tokenizer, kl):
         self.cfg, self.roles, self.tokenizer, self.kl = cfg, roles, tokenizer, kl
+        gold = cfg.reward.gold_function
+        self.gold = import_reward_function(gold) if gold is not None else None
 
     def run(
         self, prompts: list[Prompt], step: int, state: TrainerState, timer: PhaseTimer
@@ -122,6 +137,7 @@ class PPOIteration:
             metrics.update(_train_metrics("critic", results["critic_update"]))
         metrics["train/kl_coef"] = self.kl.value
         metrics.update(_rollout_metrics(batch))
+        metrics.update(self.gold_reward(batch, "rollout"))
         return metrics, batch
 
     def generate(self, prompts: list[Prompt], sampling: SamplingSpec, version: int) -> SequenceBatch:
@@ -158,12 +174,20 @@ class PPOIteration:
     def evaluate(self, eval_set: PromptSet, state: TrainerState) -> dict[str, float]:
         """Greedy responses to the held-out prompts, scored by the reward."""
         greedy = SamplingSpec(1, 0.0, 1.0, -1, self.cfg.rollout.max_new_tokens, tuple(self.cfg.rollout.stop_token_ids))
-        batch = self.generate(eval_set.prompts, greedy, state.policy_version)
+        batch = self.generate(eval_set.items, greedy, state.policy_version)
         scores = self.roles.reward.run("scores", batch)
         return {
             "eval/reward_mean": float(scores.mean()),
             "eval/response_length": float(batch.response_mask.sum(-1).float().mean()),
+            **self.gold_reward(batch, "eval"),
         }
+
+    def gold_reward(self, batch: SequenceBatch, section: str) -> dict[str, float]:
+        """``<section>/gold_reward``: the mean hidden "true" reward of the batch (none without a gold function)."""
+        if self.gold is None:
+            return {}
+        values = call_reward_function(self.gold, self.cfg.reward.gold_function, batch.texts, len(batch))
+        return {f"{section}/gold_reward": float(values.mean())}
 
 
 def _gather_timed(calls: dict[str, ShardedCall], timer: PhaseTimer) -> dict[str, Any]:
@@ -224,12 +248,3 @@ def _kl_controller(cfg: Config):
 def _sampling_seed(cfg: Config, step: int) -> int:
     """Distinct for every (seed, step); prompt ``i`` of the step samples with this plus ``i``."""
     return cfg.seed * 1_000_000_007 + step * cfg.data.prompts_per_step
-
-
-def _every(step: int, interval: int) -> bool:
-    """Every ``interval`` steps; never when it is 0."""
-    return interval > 0 and step % interval == 0
-
-
-def _run_name(cfg: Config) -> str:
-    return cfg.logging.wandb.run_name or f"{cfg.name}-{datetime.now():%Y%m%d-%H%M%S}"

@@ -12,7 +12,7 @@ import torch
 from transformers import AutoTokenizer
 
 from rlhf_ray.config import Config
-from rlhf_ray.config.schema import RoleTrainingConfig
+from rlhf_ray.config.schema import OptimizationConfig
 from rlhf_ray.data import SequenceBatch
 from rlhf_ray.distributed.device import DeviceProfile
 from rlhf_ray.distributed.process_group import destroy_process_group, init_process_group, rendezvous_address
@@ -78,28 +78,28 @@ class FrozenRoleWorker(ModelRoleWorker):
 
 
 class TrainedRoleWorker(ModelRoleWorker):
-    """A rank of a role trained by DeepSpeed (policy, critic): its engine, training passes and state."""
+    """A rank of a model trained by DeepSpeed (policy, critic, SFT, reward model): its engine, training
+    passes and state."""
 
-    role: str  # the ``train.<role>`` section that configures it
     engine: TrainingEngine
+
+    @property
+    def _train_config(self) -> OptimizationConfig:
+        """The config section that sets this model's optimisation."""
+        raise NotImplementedError
 
     def _start_engine(self, build_model: Callable[[], torch.nn.Module], total_steps: int) -> None:
         self.engine = TrainingEngine(build_model, self._train_config, self.world_size, total_steps)
-
-    @property
-    def _train_config(self) -> RoleTrainingConfig:
-        return getattr(self.cfg.train, self.role)
 
     def _inference_model(self) -> torch.nn.Module:
         self.engine.eval_mode()
         return self.engine.module
 
-    def _train(self, batch: SequenceBatch, loss_fn: LossFn) -> dict[str, float]:
-        train = self._train_config
+    def _train(self, batch: SequenceBatch, loss_fn: LossFn, epochs: int = 1) -> dict[str, float]:
         # A different shuffle every update, the same on every run and after a resume (the optimizer
         # step count is part of the checkpoint).
         seed = self.cfg.seed + 1_000_003 * self.engine.optimizer_steps + self.rank
-        return train_on_batch(self.engine, batch, loss_fn, train.micro_batch_size, train.epochs, seed)
+        return train_on_batch(self.engine, batch, loss_fn, self._train_config.micro_batch_size, epochs, seed)
 
     def state_dict(self) -> dict[str, torch.Tensor] | None:
         """Full weights on rank 0 (every rank must call: a collective under ZeRO-3)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from rlhf_ray.algorithms import clipped_value_loss
+from rlhf_ray.config.schema import RoleTrainingConfig
 from rlhf_ray.data import SequenceBatch
 from rlhf_ray.models import load_value_model
 from rlhf_ray.models.forward import response_values
@@ -12,7 +13,9 @@ from rlhf_ray.workers.base import TrainedRoleWorker
 
 
 class CriticWorker(TrainedRoleWorker):
-    role = "critic"
+    @property
+    def _train_config(self) -> RoleTrainingConfig:
+        return self.cfg.train.critic
 
     def setup(self, model_path: str, total_steps: int) -> None:
         self._start_engine(lambda: load_value_model(model_path, "float32", role="critic"), total_steps)
@@ -37,4 +40,4 @@ class CriticWorker(TrainedRoleWorker):
             )
             return loss, {"value_loss": loss.detach(), "value_clip_fraction": clip_fraction}
 
-        return self._train(batch, loss_fn)
+        return self._train(batch, loss_fn, self.cfg.train.critic.epochs)

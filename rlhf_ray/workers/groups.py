@@ -28,6 +28,10 @@ class RoleGroups:
     rollout: RolloutGroup
     slots: dict[str, RoleSlots]
 
+    def trained(self) -> dict[str, RoleGroup]:
+        """The groups a checkpoint saves: the policy, and the critic when there is one."""
+        return {name: group for name, group in (("policy", self.policy), ("critic", self.critic)) if group is not None}
+
     def all(self) -> list[RoleGroup]:
         return [group for group in (self.policy, self.critic, self.reference, self.reward) if group is not None]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from rlhf_ray.algorithms import aggregate_loss, kl_estimate, ppo_policy_loss
+from rlhf_ray.config.schema import RoleTrainingConfig
 from rlhf_ray.data import SequenceBatch
 from rlhf_ray.models import load_causal_lm
 from rlhf_ray.models.forward import response_logprobs, response_logprobs_and_entropy
@@ -13,7 +14,9 @@ from rlhf_ray.workers.weight_sender import WeightSender
 
 
 class PolicyWorker(WeightSender, TrainedRoleWorker):
-    role = "policy"
+    @property
+    def _train_config(self) -> RoleTrainingConfig:
+        return self.cfg.train.policy
 
     def setup(self, model_path: str, total_steps: int) -> None:
         self._start_engine(lambda: load_causal_lm(model_path, "float32", role="policy"), total_steps)
@@ -56,4 +59,4 @@ class PolicyWorker(WeightSender, TrainedRoleWorker):
                 loss = loss - algo.entropy_coef * entropy
             return loss, metrics
 
-        return self._train(batch, loss_fn)
+        return self._train(batch, loss_fn, self.cfg.train.policy.epochs)

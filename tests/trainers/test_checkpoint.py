@@ -2,12 +2,11 @@
 
 import logging
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from rlhf_ray.config.schema import CheckpointConfig
-from rlhf_ray.trainers.checkpoint import Checkpointer, TrainerState
+from rlhf_ray.trainers.checkpoint import Checkpointer
 
 
 class FakeGroup:
@@ -28,17 +27,20 @@ class FakeGroup:
 
 
 def roles(critic=True, fail_on_save=False):
-    return SimpleNamespace(policy=FakeGroup(fail_on_save), critic=FakeGroup() if critic else None)
+    groups = {"policy": FakeGroup(fail_on_save)}
+    if critic:
+        groups["critic"] = FakeGroup()
+    return groups
 
 
-def state(step: int) -> TrainerState:
-    return TrainerState(step, step, {"value": 0.1}, {"epoch": 0, "position": step}, "run", "abc")
+def state(step: int) -> dict:
+    return {"step": step, "kl_controller": {"value": 0.1}, "sampler": {"epoch": 0, "position": step}}
 
 
 def test_saves_are_complete_and_pruned(tmp_path):
     checkpoints = Checkpointer(CheckpointConfig(dir=str(tmp_path), keep_last=2))
     for step in (1, 2, 3):
-        checkpoints.save(state(step), roles())
+        checkpoints.save(step, state(step), roles())
     assert [p.name for p in checkpoints.complete()] == ["step_2", "step_3"]
     assert (tmp_path / "step_3" / "policy" / "weights").is_file()
     assert (tmp_path / "step_3" / "critic" / "weights").is_file()
@@ -47,9 +49,9 @@ def test_saves_are_complete_and_pruned(tmp_path):
 
 def test_a_save_killed_midway_leaves_the_previous_checkpoint(tmp_path, caplog):
     checkpoints = Checkpointer(CheckpointConfig(dir=str(tmp_path)))
-    checkpoints.save(state(4), roles())
+    checkpoints.save(4, state(4), roles())
     with pytest.raises(KeyboardInterrupt):
-        checkpoints.save(state(5), roles(fail_on_save=True))
+        checkpoints.save(5, state(5), roles(fail_on_save=True))
     assert (tmp_path / "step_5.partial").is_dir() and not (tmp_path / "step_5").exists()
     with caplog.at_level(logging.WARNING):
         assert checkpoints.resume_point() == tmp_path / "step_4"
@@ -57,15 +59,15 @@ def test_a_save_killed_midway_leaves_the_previous_checkpoint(tmp_path, caplog):
     groups = roles()
     loaded = checkpoints.load(tmp_path / "step_4", groups)
     assert loaded == state(4)
-    assert groups.policy.loaded == [str(tmp_path / "step_4" / "policy")]
-    checkpoints.save(state(5), roles())
+    assert groups["policy"].loaded == [str(tmp_path / "step_4" / "policy")]
+    checkpoints.save(5, state(5), roles())
     assert [p.name for p in checkpoints.complete()] == ["step_4", "step_5"]
 
 
 def test_resume_modes(tmp_path):
     assert Checkpointer(CheckpointConfig(dir=str(tmp_path / "none"))).resume_point() is None
     checkpoints = Checkpointer(CheckpointConfig(dir=str(tmp_path), resume="never"))
-    checkpoints.save(state(1), roles(critic=False))
+    checkpoints.save(1, state(1), roles(critic=False))
     assert checkpoints.resume_point() is None
     explicit = Checkpointer(CheckpointConfig(dir=str(tmp_path), resume=str(tmp_path / "step_1")))
     assert explicit.resume_point() == tmp_path / "step_1"

@@ -24,7 +24,7 @@ def test_jsonl_prompts_are_templated_and_tokenised(tmp_path, tokenizer):
     path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "Count the cats.", "answer": 3}, {"prompt": "Hi"}])
     prompts = load_prompts(str(path), DataConfig(label_key=None), tokenizer, seed=0)
     assert len(prompts) == 2
-    first = prompts.prompts[0]
+    first = prompts.items[0]
     assert first.text.startswith("<s><|user|>\nCount the cats.") and first.text.endswith("<|assistant|>\n")
     assert first.token_ids == tokenizer(first.text, add_special_tokens=False)["input_ids"]
 
@@ -34,7 +34,7 @@ def test_jsonl_prompts_are_templated_and_tokenised(tmp_path, tokenizer):
     [
         ([{"prompt": "ok"}, {"text": "no prompt"}], r"p.jsonl:2: missing key: no 'prompt'"),
         ([{"prompt": "ok"}, "{not json"], r"p.jsonl:2: invalid JSON"),
-        ([{"prompt": "   "}], r"p.jsonl:1: empty prompt"),
+        ([{"prompt": "   "}], r"p.jsonl:1: empty text"),
         ([{"prompt": "word " * 200}], r"p.jsonl:1: too long: \d+ tokens, data.max_prompt_length is 64"),
     ],
 )
@@ -48,13 +48,13 @@ def test_lenient_mode_skips_and_counts(tmp_path, tokenizer):
     rows = [{"prompt": "good"}, {"text": "x"}, "{bad", {"prompt": ""}, {"prompt": "also good"}]
     prompts = load_prompts(str(write_jsonl(tmp_path / "p.jsonl", rows)), DataConfig(strict=False), tokenizer, 0)
     assert len(prompts) == 2
-    assert prompts.skipped == {"missing key": 1, "invalid JSON": 1, "empty prompt": 1}
+    assert prompts.skipped == {"missing key": 1, "invalid JSON": 1, "empty text": 1}
 
 
 def test_synthetic_prompts_and_labels(tokenizer):
     prompts = load_prompts(None, DataConfig(), tokenizer, seed=3)
-    assert len(prompts) == 512 and prompts.prompts[0].label is None
-    assert load_prompts(None, DataConfig(), tokenizer, seed=3).prompts[5] == prompts.prompts[5]
+    assert len(prompts) == 512 and prompts.items[0].label is None
+    assert load_prompts(None, DataConfig(), tokenizer, seed=3).items[5] == prompts.items[5]
 
 
 def test_sampler_covers_epochs_and_resumes_exactly():
@@ -68,5 +68,5 @@ def test_sampler_covers_epochs_and_resumes_exactly():
     resumed.load_state_dict(state)
     assert [resumed.next_batch() for _ in range(3)] == expected
     assert PromptSampler(10, 4, seed=1, shuffle=False).next_batch() == [0, 1, 2, 3]
-    with pytest.raises(ValueError, match="prompts_per_step is 12 but the prompt set has only 10"):
+    with pytest.raises(ValueError, match="prompts_per_step is 12 but the dataset has only 10 usable rows"):
         PromptSampler(10, 12, seed=1, shuffle=True)

@@ -1,0 +1,96 @@
+"""The first two stages of the InstructGPT recipe: supervised fine-tuning on demonstrations, and a
+reward model trained on preference pairs. Both run through the loop of ``trainers.supervised``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from rlhf_ray.config import Config
+from rlhf_ray.data.preferences import PreferenceBatch, PreferencePair, load_preferences, preference_batch
+from rlhf_ray.data.records import LoadedRows
+from rlhf_ray.data.sft import Demonstration, demonstration_batch, load_demonstrations
+from rlhf_ray.data.simulated import simulate_labels
+from rlhf_ray.distributed.role_group import RoleGroup
+from rlhf_ray.models.paths import resolve_model_paths
+from rlhf_ray.models.reward_stats import RewardStats
+from rlhf_ray.trainers.supervised import Stage
+from rlhf_ray.workers.reward_trainer import RewardTrainerWorker
+from rlhf_ray.workers.sft import SFTWorker
+
+
+def dataset_paths(cfg: Config, stage: str) -> tuple[str, str | None]:
+    """(train, held-out) files of ``stage``: the configured ones, or those the simulated labellers write."""
+    data = getattr(cfg, stage).data
+    if data.train_path is not None:
+        return data.train_path, data.eval_path
+    files = simulate_labels(cfg.labeller, cfg.seed)
+    if stage == "sft":
+        return str(files.sft_train), str(files.sft_eval)
+    return str(files.preferences_train), str(files.preferences_eval)
+
+
+class SFTStage(Stage[Demonstration]):
+    """Stage 1: the policy learns to imitate demonstrations (cross-entropy on response tokens)."""
+
+    name, job, role, worker_cls = "sft", "sft", "policy", SFTWorker
+
+    def init_path(self) -> str:
+        return self.section.init_path or resolve_model_paths(self.cfg).policy
+
+    def load_data(self, tokenizer) -> tuple[LoadedRows[Demonstration], LoadedRows[Demonstration] | None]:
+        train, held_out = dataset_paths(self.cfg, self.name)
+        data = self.section.data
+
+        def load(path: str) -> LoadedRows[Demonstration]:
+            return load_demonstrations(path, data, tokenizer, "sft.data.strict")
+
+        return load(train), load(held_out) if held_out else None
+
+    def batch(self, items: list[Demonstration], pad_token_id: int):
+        return demonstration_batch(items, pad_token_id)
+
+    def evaluate(self, group: RoleGroup, batch) -> dict[str, float]:
+        loss = float(group.run("response_nll", batch).sum() / batch.response_mask.sum())
+        return {"eval/loss": loss, "eval/perplexity": float(torch.tensor(loss).exp())}
+
+
+class RewardModelStage(Stage[PreferencePair]):
+    """Stage 2: a sequence scorer learns the labellers' preferences (Bradley-Terry loss)."""
+
+    name, job, role, worker_cls = "reward_model", "rm", "reward", RewardTrainerWorker
+
+    def init_path(self) -> str:
+        if self.section.init_path is not None:
+            return self.section.init_path
+        sft_model = self.cfg.sft.checkpoint.export_dir
+        if sft_model is None or not Path(sft_model).is_dir():
+            raise FileNotFoundError(
+                f"reward_model.init_path is not set, so the reward model starts from the SFT model at "
+                f"sft.checkpoint.export_dir ({sft_model}), which does not exist: run `rlhf-ray sft` first "
+                "or set reward_model.init_path to a model folder"
+            )
+        return sft_model
+
+    def load_data(self, tokenizer) -> tuple[LoadedRows[PreferencePair], LoadedRows[PreferencePair] | None]:
+        train, held_out = dataset_paths(self.cfg, self.name)
+        data = self.section.data
+
+        def load(path: str) -> LoadedRows[PreferencePair]:
+            return load_preferences(path, data, tokenizer, "reward_model.data.strict")
+
+        return load(train), load(held_out) if held_out else None
+
+    def batch(self, items: list[PreferencePair], pad_token_id: int) -> PreferenceBatch:
+        return preference_batch(items, pad_token_id)
+
+    def evaluate(self, group: RoleGroup, batch: PreferenceBatch) -> dict[str, float]:
+        scores = group.run("pair_scores", batch)
+        gap = scores[:, 0] - scores[:, 1]
+        return {"eval/accuracy": float((gap > 0).float().mean()), "eval/margin": float(gap.mean())}
+
+    def after_export(self, group: RoleGroup, train_batch: PreferenceBatch, export_dir: Path) -> None:
+        """Save the mean and std of the scores of every training response, for ``reward.normalize``."""
+        scores = group.run("pair_scores", train_batch).flatten()
+        RewardStats(float(scores.mean()), float(scores.std()), scores.numel()).save(export_dir)

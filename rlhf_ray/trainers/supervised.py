@@ -1,0 +1,128 @@
+"""The loop of the stages that train one model on a fixed dataset (SFT, reward model).
+
+One step: draw a global batch (seeded, resumable) -> one optimizer step on the role group -> log;
+evaluate on the held-out set before training (step 0), every ``eval_interval`` steps and at the end; checkpoint every
+``checkpoint.interval`` steps and at the end; export the model as a plain HF folder. What differs
+between the stages (data, worker, evaluation, what is saved with the export) is a ``Stage``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from rlhf_ray.config import Config
+from rlhf_ray.config.schema import SupervisedStageConfig
+from rlhf_ray.data.records import LoadedRows
+from rlhf_ray.data.sampler import PromptSampler
+from rlhf_ray.distributed.cluster import connect
+from rlhf_ray.distributed.placement import release, reserve
+from rlhf_ray.distributed.plan import plan_stage
+from rlhf_ray.distributed.role_group import RoleGroup
+from rlhf_ray.models import load_tokenizer
+from rlhf_ray.tracking import PhaseTimer, Tracker, default_run_name
+from rlhf_ray.trainers.checkpoint import Checkpointer
+from rlhf_ray.trainers.intervals import every
+
+Item = TypeVar("Item")
+
+
+@dataclass
+class StageResult:
+    steps: int
+    export_dir: Path | None
+    metrics_file: Path
+    final_metrics: dict[str, float]
+    """The metrics of the last step, evaluation included."""
+    wandb_dir: str | None
+
+
+class Stage(Generic[Item]):
+    """What one supervised stage trains, on what, and how it is judged."""
+
+    name: str
+    """The config section (``sft``, ``reward_model``)."""
+    job: str
+    """Short name for runs and progress (``sft``, ``rm``)."""
+    role: str
+    """Whose ranks (``resources.<role>``) train the model."""
+    worker_cls: type
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.section: SupervisedStageConfig = getattr(cfg, self.name)
+
+    def init_path(self) -> str:
+        """The model folder training starts from."""
+        raise NotImplementedError
+
+    def load_data(self, tokenizer) -> tuple[LoadedRows[Item], LoadedRows[Item] | None]:
+        """Training and held-out rows, validated (before any actor starts)."""
+        raise NotImplementedError
+
+    def batch(self, items: list[Item], pad_token_id: int) -> Any:
+        raise NotImplementedError
+
+    def evaluate(self, group: RoleGroup, batch: Any) -> dict[str, float]:
+        """``eval/*`` metrics of the held-out batch."""
+        raise NotImplementedError
+
+    def after_export(self, group: RoleGroup, train_batch: Any, export_dir: Path) -> None:
+        """Anything the exported folder carries besides the model."""
+
+
+def run_stage(stage: Stage) -> StageResult:
+    """Train as ``stage`` says, resuming from its checkpoints when ``checkpoint.resume`` finds one."""
+    cfg, section = stage.cfg, stage.section
+    init_path = stage.init_path()
+    tokenizer = load_tokenizer(init_path, "right", role=stage.name)
+    train_rows, eval_rows = stage.load_data(tokenizer)
+    batch_size = section.train.global_batch_size
+    sampler = PromptSampler(len(train_rows), batch_size, cfg.seed, True, f"{stage.name}.train.global_batch_size")
+    total_steps = section.max_steps or section.epochs * sampler.batches_per_epoch
+    eval_batch = stage.batch(eval_rows.items, tokenizer.pad_token_id) if eval_rows is not None else None
+    checkpoints = Checkpointer(section.checkpoint)
+    resume_from = checkpoints.resume_point()
+
+    device = connect(cfg)
+    slots = reserve([plan_stage(cfg, device, stage.role)], cfg.resources.placement_timeout_s)
+    group = RoleGroup(stage.role, stage.worker_cls, slots[stage.role], cfg, device)
+    try:
+        group.call("setup", init_path, total_steps)
+        state = {"step": 0, "sampler": sampler.state_dict(), "run_name": default_run_name(cfg, stage.job)}
+        if resume_from is not None:
+            state = checkpoints.load(resume_from, {stage.role: group})
+            sampler.load_state_dict(state["sampler"])
+        tracker = Tracker(cfg, state["run_name"], total_steps, resume_id=state.get("wandb_id"), job_type=stage.job)
+        state["wandb_id"] = tracker.run_id
+        if eval_batch is not None and state["step"] == 0:
+            tracker.log(0, stage.evaluate(group, eval_batch))  # the starting model, to compare against
+        metrics: dict[str, float] = {}
+        for step in range(state["step"] + 1, total_steps + 1):
+            timer = PhaseTimer()
+            last = step == total_steps
+            with timer.phase("step"):
+                batch = stage.batch([train_rows.items[i] for i in sampler.next_batch()], tokenizer.pad_token_id)
+                with timer.phase("update"):
+                    metrics = {f"train/{k}": v for k, v in group.submit("update", batch, even=True).result().items()}
+                if eval_batch is not None and (every(step, section.eval_interval) or last):
+                    with timer.phase("evaluate"):
+                        metrics.update(stage.evaluate(group, eval_batch))
+                state.update(step=step, sampler=sampler.state_dict())
+                if every(step, section.checkpoint.interval) or last:
+                    with timer.phase("checkpoint"):
+                        checkpoints.save(step, state, {stage.role: group})
+            metrics["data/skipped_rows"] = float(sum(train_rows.skipped.values()))
+            tracker.log(step, metrics | timer.metrics())
+        export_dir = None
+        if section.checkpoint.export_dir is not None:
+            export_dir = Path(section.checkpoint.export_dir)
+            group.call("export_hf", str(export_dir), init_path)
+            full_train = stage.batch(train_rows.items, tokenizer.pad_token_id)
+            stage.after_export(group, full_train, export_dir)
+        tracker.finish()
+        return StageResult(total_steps, export_dir, Path(tracker.metrics_file.name), metrics, tracker.run_dir)
+    finally:
+        group.shutdown()
+        release(slots)

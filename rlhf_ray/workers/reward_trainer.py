@@ -1,0 +1,35 @@
+"""A rank of the reward-model stage: a sequence scorer trained on preference pairs (Bradley-Terry)."""
+
+from __future__ import annotations
+
+import torch
+
+from rlhf_ray.algorithms import bradley_terry_loss
+from rlhf_ray.config.schema import OptimizationConfig
+from rlhf_ray.data.preferences import PreferenceBatch
+from rlhf_ray.models import load_sequence_score_model
+from rlhf_ray.models.forward import pair_scores
+from rlhf_ray.workers.base import TrainedRoleWorker
+
+
+class RewardTrainerWorker(TrainedRoleWorker):
+    @property
+    def _train_config(self) -> OptimizationConfig:
+        return self.cfg.reward_model.train
+
+    def setup(self, model_path: str, total_steps: int) -> None:
+        self._start_engine(lambda: load_sequence_score_model(model_path, "float32", role="reward_model"), total_steps)
+
+    def update(self, pairs: PreferenceBatch) -> dict[str, float]:
+        """One optimizer step on this rank's pairs: -log sigmoid(chosen - rejected [- margin])."""
+
+        def loss_fn(model: torch.nn.Module, micro: PreferenceBatch):
+            chosen, rejected = pair_scores(model, micro).unbind(-1)
+            loss, accuracy = bradley_terry_loss(chosen, rejected, micro.margin)
+            return loss, {"accuracy": accuracy, "margin": (chosen - rejected).mean().detach()}
+
+        return self._train(pairs, loss_fn)
+
+    def pair_scores(self, pairs: PreferenceBatch) -> torch.Tensor:
+        """[N, 2] scores of each pair's chosen and rejected response."""
+        return self._forward(pair_scores, pairs)
