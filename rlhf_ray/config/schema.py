@@ -109,7 +109,7 @@ class DataConfig(Section):
     """Render prompts with the tokenizer's chat template and a generation prompt."""
     max_prompt_length: PositiveInt = 512
     """Prompts longer than this many tokens are rejected (strict) or skipped and counted."""
-    prompts_per_step: PositiveInt = 32
+    prompts_per_step: PositiveInt = 64
     """Prompts drawn per PPO iteration; each is sampled ``rollout.samples_per_prompt`` times."""
     shuffle: bool = True
     """Shuffle the prompts every episode (seeded, resumable)."""

@@ -208,3 +208,46 @@ def test_offload_needs_zero_3_for_params_and_a_gpu():
     found = issues_of(base(train={"policy": {"micro_batch_size": 4, "global_batch_size": 16, "offload_params": True}}))
     assert found["train.policy.offload_params"] == "needs zero_stage 3 (parameters are sharded)"
     assert found["train.policy"] == "offloading to CPU memory only applies on GPUs (resources.device is cpu)"
+
+
+def stage_issues(raw: dict, stage: str) -> dict[str, str]:
+    with pytest.raises(ConfigError) as exc:
+        validate_config(raw, stages=(stage,))
+    return {p.path: p.message for p in exc.value.problems}
+
+
+def test_stage_checks_run_only_for_the_stage_that_runs():
+    raw = base(sft={"train": {"micro_batch_size": 4, "global_batch_size": 6}})
+    validate_config(raw)  # a PPO run does not care about the SFT stage
+    issues = stage_issues(raw, "sft")
+    assert issues["sft.data.train_path"] == "is required unless a simulated `labeller` writes the data"
+    assert issues["sft.train.global_batch_size"] == (
+        "6 is not a multiple of micro_batch_size x data-parallel ranks (resources.policy) = 4 x 1 = 4"
+    )
+    labelled = base(labeller={}, reward_model={"data": {"max_length": 4096}})
+    assert stage_issues(labelled, "reward_model") == {
+        "reward_model.data.max_length": "4096 exceeds models.tiny.max_position_embeddings (1024)"
+    }
+    validate_config(labelled, stages=("sft",))
+
+
+def test_a_pipeline_optimises_a_trained_reward_model():
+    raw = base(
+        labeller={},
+        reward={"source": "function", "function": "rlhf_ray.rewards.demo:concise"},
+        sft={"checkpoint": {"export_dir": None}},
+    )
+    issues = stage_issues(raw, "pipeline")
+    assert issues["reward.source"].startswith("must be 'model' in a pipeline")
+    assert issues["sft.checkpoint.export_dir"] == "is required: the next stage reads the model there"
+
+
+def test_gold_and_labeller_functions_must_import():
+    issues = issues_of(base(reward={"gold_function": "rlhf_ray.rewards.gold:nope"}, labeller={"gold_function": "x"}))
+    assert issues["reward.gold_function"] == "module 'rlhf_ray.rewards.gold' has no function 'nope'"
+    assert issues["labeller.gold_function"] == "'x' is not of the form 'module:function'"
+
+
+def test_the_defaults_make_a_valid_experiment():
+    cfg = validate_config({"models": {"tiny": {}}, "resources": {"device": "cpu"}})
+    assert cfg.samples_per_step() % cfg.train.policy.global_batch_size == 0
