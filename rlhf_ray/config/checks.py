@@ -231,9 +231,7 @@ def _check_resources_fit(cfg: Config) -> list[ConfigIssue]:
             )
     engine_nodes = cfg.rollout.num_nodes
     if engine_nodes is not None and engine_nodes > res.num_nodes:
-        issues.append(
-            ConfigIssue("rollout.num_nodes", f"{engine_nodes} exceeds resources.num_nodes ({res.num_nodes})")
-        )
+        issues.append(ConfigIssue("rollout.num_nodes", f"{engine_nodes} exceeds resources.num_nodes ({res.num_nodes})"))
     if engine_nodes is not None and cfg.rollout.num_engines % engine_nodes:
         issues.append(
             ConfigIssue(
