@@ -38,9 +38,7 @@ def test_noise_free_labels_prefer_the_higher_gold_reward_and_are_reproducible(tm
 def test_label_noise_flips_about_the_asked_share_of_training_pairs_only(tmp_path):
     labeller = LabellerConfig(output_dir=str(tmp_path), demonstrations=8, pairs=400, noise=0.25)
     files = simulate_labels(labeller, seed=0)
-    flipped = [
-        cheerful(["", ""], [p["chosen"], p["rejected"]], [None, None]) for p in rows(files.preferences_train)
-    ]
+    flipped = [cheerful(["", ""], [p["chosen"], p["rejected"]], [None, None]) for p in rows(files.preferences_train)]
     share = sum(chosen < rejected for chosen, rejected in flipped) / len(flipped)
     assert 0.18 < share < 0.32
     for pair in rows(files.preferences_eval):
