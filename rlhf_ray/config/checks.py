@@ -27,6 +27,7 @@ def check_config(cfg: Config) -> list[ConfigIssue]:
         _check_models,
         _check_reward,
         _check_algorithm,
+        _check_tensor_parallel,
         _check_lengths,
         _check_batch_sizes,
         _check_offload,
@@ -99,6 +100,20 @@ def _check_function(path: str, spec: str | None) -> list[ConfigIssue]:
         return [ConfigIssue(path, f"cannot import module {module_name!r}: {exc}")]
     if not callable(getattr(module, attr, None)):
         return [ConfigIssue(path, f"module {module_name!r} has no function {attr!r}")]
+    return []
+
+
+def _check_tensor_parallel(cfg: Config) -> list[ConfigIssue]:
+    size = cfg.rollout.tensor_parallel_size
+    if size == 1:
+        return []
+    if cfg.rollout.engine != "vllm":
+        return [ConfigIssue("rollout.tensor_parallel_size", f"is {size}, but only vLLM engines shard a model")]
+    tiny = cfg.models.tiny
+    if tiny is not None and tiny.num_heads % size:
+        return [
+            ConfigIssue("rollout.tensor_parallel_size", f"{size} does not divide models.tiny.num_heads ({tiny.num_heads})")
+        ]
     return []
 
 
@@ -264,13 +279,6 @@ def _check_resources_fit(cfg: Config) -> list[ConfigIssue]:
                     f"{shape.gpus_per_node} exceeds resources.gpus_per_node ({res.gpus_per_node})",
                 )
             )
-    if cfg.rollout.tensor_parallel_size > 1:
-        issues.append(
-            ConfigIssue(
-                "rollout.tensor_parallel_size",
-                "engines run vLLM in-process, which serves one GPU per engine: use more engines of size 1",
-            )
-        )
     if cfg.rollout.tensor_parallel_size > res.gpus_per_node:
         issues.append(
             ConfigIssue(

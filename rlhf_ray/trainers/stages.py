@@ -3,6 +3,7 @@ reward model trained on preference pairs. Both run through the loop of ``trainer
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -31,6 +32,14 @@ def dataset_paths(cfg: Config, stage: str) -> tuple[str, str | None]:
     return str(files.preferences_train), str(files.preferences_eval)
 
 
+def _load_splits(stage: Stage, tokenizer, load: Callable[..., LoadedRows]) -> tuple[LoadedRows, LoadedRows | None]:
+    """The stage's training and held-out rows, read by ``load`` (path, data config, tokenizer, strict field)."""
+    train, held_out = dataset_paths(stage.cfg, stage.name)
+    strict_field = f"{stage.name}.data.strict"
+    train_rows = load(train, stage.section.data, tokenizer, strict_field)
+    return train_rows, load(held_out, stage.section.data, tokenizer, strict_field) if held_out else None
+
+
 class SFTStage(Stage[Demonstration]):
     """Stage 1: the policy learns to imitate demonstrations (cross-entropy on response tokens)."""
 
@@ -40,13 +49,7 @@ class SFTStage(Stage[Demonstration]):
         return self.section.init_path or resolve_model_paths(self.cfg).policy
 
     def load_data(self, tokenizer) -> tuple[LoadedRows[Demonstration], LoadedRows[Demonstration] | None]:
-        train, held_out = dataset_paths(self.cfg, self.name)
-        data = self.section.data
-
-        def load(path: str) -> LoadedRows[Demonstration]:
-            return load_demonstrations(path, data, tokenizer, "sft.data.strict")
-
-        return load(train), load(held_out) if held_out else None
+        return _load_splits(self, tokenizer, load_demonstrations)
 
     def batch(self, items: list[Demonstration], pad_token_id: int):
         return demonstration_batch(items, pad_token_id)
@@ -74,13 +77,7 @@ class RewardModelStage(Stage[PreferencePair]):
         return sft_model
 
     def load_data(self, tokenizer) -> tuple[LoadedRows[PreferencePair], LoadedRows[PreferencePair] | None]:
-        train, held_out = dataset_paths(self.cfg, self.name)
-        data = self.section.data
-
-        def load(path: str) -> LoadedRows[PreferencePair]:
-            return load_preferences(path, data, tokenizer, "reward_model.data.strict")
-
-        return load(train), load(held_out) if held_out else None
+        return _load_splits(self, tokenizer, load_preferences)
 
     def batch(self, items: list[PreferencePair], pad_token_id: int) -> PreferenceBatch:
         return preference_batch(items, pad_token_id)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import torch
 
 from rlhf_ray.config import Config
 from rlhf_ray.distributed.device import DeviceProfile
-from rlhf_ray.distributed.weight_sync import SyncGroup, TensorSpec, receive_buckets
+from rlhf_ray.distributed.weight_sync import TensorSpec
 from rlhf_ray.engines.rollout import HFEngine, RolloutEngine, Sample, SamplingSpec, VLLMEngine
 
 
@@ -46,17 +46,19 @@ class RolloutWorker:
             )
         return self.engine.generate(prompts, sampling, seeds)
 
-    def join_weight_sync(self, master_addr: str, master_port: int, rank: int, world_size: int) -> None:
-        self.sync_group = SyncGroup(master_addr, master_port, rank, world_size, self.device.backend)
+    def sync_ranks(self) -> int:
+        """Members this engine adds to the weight-sync group (its tensor-parallel workers)."""
+        return self.engine.sync_ranks
+
+    def join_weight_sync(self, master_addr: str, master_port: int, first_rank: int, world_size: int) -> None:
+        self.engine.join_weight_sync(master_addr, master_port, first_rank, world_size, self.device.backend)
 
     def receive_weights(self, plan: list[list[TensorSpec]], version: int) -> None:
         """Take the buckets policy rank 0 broadcasts; afterwards this engine holds ``version``."""
-        self._take(receive_buckets(self.sync_group, plan, self.device.torch_device), version)
+        self.engine.receive_weights(plan)
+        self.version = version
 
     def load_weights(self, state_dict: dict[str, torch.Tensor], version: int) -> None:
         """Take weights through the object store."""
-        self._take(state_dict.items(), version)
-
-    def _take(self, weights: Iterable[tuple[str, torch.Tensor]], version: int) -> None:
-        self.engine.load_weights(weights)
+        self.engine.load_weights(state_dict)
         self.version = version

@@ -251,3 +251,11 @@ def test_gold_and_labeller_functions_must_import():
 def test_the_defaults_make_a_valid_experiment():
     cfg = validate_config({"models": {"tiny": {}}, "resources": {"device": "cpu"}})
     assert cfg.samples_per_step() % cfg.train.policy.global_batch_size == 0
+
+
+def test_tensor_parallel_engines_are_vllm_and_split_the_heads():
+    issues = issues_of(base(rollout={"samples_per_prompt": 2, "tensor_parallel_size": 4}))
+    assert issues["rollout.tensor_parallel_size"] == "4 does not divide models.tiny.num_heads (2)"
+    issues = issues_of(base(rollout={"samples_per_prompt": 2, "tensor_parallel_size": 2, "engine": "hf"}))
+    assert issues["rollout.tensor_parallel_size"] == "is 2, but only vLLM engines shard a model"
+    validate_config(base(rollout={"samples_per_prompt": 2, "tensor_parallel_size": 2}))

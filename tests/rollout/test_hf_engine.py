@@ -67,9 +67,9 @@ def test_greedy_and_new_weights(engine, tiny_paths):
     original = {name: t.clone() for name, t in engine.model.state_dict().items()}
     try:
         gen = torch.Generator().manual_seed(0)
-        engine.load_weights((name, t + 0.05 * torch.randn(t.shape, generator=gen)) for name, t in original.items())
+        engine.load_weights({name: t + 0.05 * torch.randn(t.shape, generator=gen) for name, t in original.items()})
         assert [p[0].token_ids for p in engine.generate(PROMPTS, greedy, seeds=[None] * 3)] != before
         with pytest.raises(ValueError, match=r"unexpected \['not.a.weight'\]"):
-            engine.load_weights([("not.a.weight", torch.zeros(1))])
+            engine.load_weights({"not.a.weight": torch.zeros(1)})
     finally:
         engine.model.load_state_dict(original)

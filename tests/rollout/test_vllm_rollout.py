@@ -33,13 +33,14 @@ def fixed_prompts() -> list[list[int]]:
 class Setup:
     """A 2-rank policy and 2 vLLM engines, with the policy version the driver tracks."""
 
-    def __init__(self, tiny_dir, tiny_paths, stage: int, weight_sync: str):
+    def __init__(self, tiny_dir, tiny_paths, stage: int, weight_sync: str, tensor_parallel: int):
         self.cfg = role_config(
             tiny_dir,
             data={"prompts_per_step": 4, "max_prompt_length": 16},
             rollout={
                 "samples_per_prompt": 2,
                 "num_engines": 2,
+                "tensor_parallel_size": tensor_parallel,
                 "dtype": "float32",
                 "max_new_tokens": MAX_NEW_TOKENS,
                 "enforce_eager": True,
@@ -95,12 +96,12 @@ class Setup:
 
 @pytest.fixture(
     scope="module",
-    params=[(2, "broadcast"), (3, "broadcast"), (3, "object_store")],
-    ids=["zero2-broadcast", "zero3-broadcast", "zero3-object_store"],
+    params=[(2, "broadcast", 1), (3, "broadcast", 1), (3, "object_store", 1), (2, "broadcast", 2)],
+    ids=["zero2-broadcast", "zero3-broadcast", "zero3-object_store", "zero2-broadcast-tp2"],
 )
 def setup(request, tiny_dir, tiny_paths):
-    stage, weight_sync = request.param
-    started = Setup(tiny_dir, tiny_paths, stage, weight_sync)
+    stage, weight_sync, tensor_parallel = request.param
+    started = Setup(tiny_dir, tiny_paths, stage, weight_sync, tensor_parallel)
     yield started
     started.shutdown()
 
