@@ -86,7 +86,7 @@ def timed_calls(fn, repeats: int) -> list[tuple[float, object]]:
 def start(cfg, roles: list[str]):
     """Reserve the placement and start the rollout engines (from the policy's folder)."""
     slots = reserve([*plan_placement(cfg, CPU, roles), plan_rollout(cfg, CPU)], timeout_s=300)
-    return slots, RolloutGroup(cfg, CPU, slots["rollout"], resolve_model_paths(cfg).policy)
+    return slots, RolloutGroup(cfg, CPU, slots["rollout"], resolve_model_paths(cfg).policy, policy=None)
 
 
 def measure_generation(cfg, prompts: list[list[int]], repeats: int) -> tuple[float, int, int]:

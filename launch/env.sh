@@ -1,5 +1,6 @@
 # Environment shared by the launch scripts: every cache under one git-ignored folder.
 # Source it; it defines ROOT and PY.
+# shellcheck shell=bash disable=SC2034  # ROOT and PY are for the scripts that source it
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="$ROOT/.venv/bin/python"
 export RLHF_RAY_CACHE="${RLHF_RAY_CACHE:-$ROOT/.cache}"

@@ -36,3 +36,25 @@ def test_console_script_is_installed():
     result = subprocess.run([script, "validate", DEMO, "resources.num_cpus=1"], capture_output=True, text=True)
     assert result.returncode == EXIT_CONFIG_ERROR
     assert "resources.num_cpus: 1 logical CPUs, but the roles need 4" in result.stderr
+
+
+def test_a_bad_sft_row_fails_before_anything_starts(tmp_path, capsys):
+    data = tmp_path / "demos.jsonl"
+    data.write_text('{"prompt": "Hi", "response": "Hello."}\n{"prompt": "Hi"}\n')
+    config = tmp_path / "sft.yaml"
+    config.write_text(
+        "models: {tiny: {vocab_size: 512, hidden_size: 64, intermediate_size: 128, num_layers: 1, num_heads: 2,"
+        f" output_dir: {tmp_path / 'tiny'}}}}}\n"
+        f"sft: {{data: {{train_path: {data}}}}}\n"
+    )
+    assert main(["sft", str(config), "resources.device=cpu"]) == EXIT_CONFIG_ERROR
+    err = capsys.readouterr().err
+    assert f"sft: {data}:2: missing key: no 'response'" in err
+    assert "set sft.data.strict: false to skip such rows" in err
+
+
+def test_a_stage_without_data_is_a_config_error(tmp_path, capsys):
+    assert main(["rm", str(DEMO)]) == EXIT_CONFIG_ERROR
+    assert "reward_model.data.train_path: is required unless a simulated `labeller` writes the data" in (
+        capsys.readouterr().err
+    )

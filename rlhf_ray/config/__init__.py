@@ -1,10 +1,18 @@
 """Typed configuration: the schema, YAML loading with overrides, and cross-field checks."""
 
 from rlhf_ray.config.checks import ConfigIssue, check_config
-from rlhf_ray.config.loading import ConfigError, ConfigProblem, dump_config, load_config, validate_config
+from rlhf_ray.config.loading import (
+    EXIT_CONFIG_ERROR,
+    ConfigError,
+    ConfigProblem,
+    dump_config,
+    load_config,
+    validate_config,
+)
 from rlhf_ray.config.schema import ROLE_NAMES, Config
 
 __all__ = [
+    "EXIT_CONFIG_ERROR",
     "Config",
     "ConfigError",
     "ConfigIssue",

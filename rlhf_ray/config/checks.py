@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from rlhf_ray.config.schema import GROUP_ESTIMATORS, Config
 from rlhf_ray.distributed.device import DeviceProfile
-from rlhf_ray.distributed.plan import PlacementUnit, plan_placement, plan_rollout
+from rlhf_ray.distributed.plan import PlacementUnit, plan_placement, rollout_units
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,19 @@ def _check_function(path: str, spec: str | None) -> list[ConfigIssue]:
 
 def _check_tensor_parallel(cfg: Config) -> list[ConfigIssue]:
     size = cfg.rollout.tensor_parallel_size
+    if cfg.rollout.weight_sync == "in_process":
+        ranks = cfg.resources.policy.world_size
+        issues = []
+        if cfg.rollout.num_engines != ranks:
+            issues.append(
+                ConfigIssue(
+                    "rollout.num_engines",
+                    f"is {cfg.rollout.num_engines}, but in_process engines are one per policy rank ({ranks})",
+                )
+            )
+        if size > 1:
+            issues.append(ConfigIssue("rollout.tensor_parallel_size", "must be 1 for an engine inside a policy rank"))
+        return issues
     if size == 1:
         return []
     if cfg.rollout.engine != "vllm":
@@ -112,7 +125,9 @@ def _check_tensor_parallel(cfg: Config) -> list[ConfigIssue]:
     tiny = cfg.models.tiny
     if tiny is not None and tiny.num_heads % size:
         return [
-            ConfigIssue("rollout.tensor_parallel_size", f"{size} does not divide models.tiny.num_heads ({tiny.num_heads})")
+            ConfigIssue(
+                "rollout.tensor_parallel_size", f"{size} does not divide models.tiny.num_heads ({tiny.num_heads})"
+            )
         ]
     return []
 
@@ -128,6 +143,8 @@ def _check_algorithm(cfg: Config) -> list[ConfigIssue]:
                 f"and needs at least 2 per prompt (got {cfg.rollout.samples_per_prompt})",
             )
         )
+    if algo.old_logprobs == "rollout" and not cfg.rollout.return_logprobs:
+        issues.append(ConfigIssue("algorithm.old_logprobs", "'rollout' needs rollout.return_logprobs: true"))
     if algo.kl.controller == "adaptive" and algo.kl.target is None:
         issues.append(ConfigIssue("algorithm.kl.target", "is required by the adaptive KL controller"))
     if algo.kl.controller == "adaptive" and algo.kl.coef == 0:
@@ -224,7 +241,7 @@ def _check_colocation(cfg: Config) -> list[ConfigIssue]:
 def _units(cfg: Config, kind: str) -> list[PlacementUnit]:
     """The placement plan's units, as they would be on a cluster of ``kind`` devices."""
     device = DeviceProfile(kind)
-    return [*plan_placement(cfg, device, cfg.active_roles()), plan_rollout(cfg, device)]
+    return [*plan_placement(cfg, device, cfg.active_roles()), *rollout_units(cfg, device)]
 
 
 def _label(cfg: Config, unit: PlacementUnit) -> str:

@@ -27,6 +27,10 @@ class ConfigProblem:
         return f"{self.where}: {self.path or '<root>'}: {self.message}"
 
 
+EXIT_CONFIG_ERROR = 2
+"""Exit status of every ``rlhf-ray`` command given a config (or data) it cannot use."""
+
+
 class ConfigError(ValueError):
     """A config that cannot run; ``problems`` lists every problem found."""
 

@@ -157,8 +157,10 @@ class RolloutConfig(Section):
     """Return per-token sampling log-probs, for the policy/engine mismatch metric."""
     enforce_eager: bool = False
     """Run vLLM without CUDA graphs or compilation: starts faster, decodes slower (True on CPU)."""
-    weight_sync: Literal["broadcast", "object_store"] = "broadcast"
-    """How policy weights reach the engines: a collective broadcast in buckets, or Ray's object store."""
+    weight_sync: Literal["broadcast", "object_store", "in_process"] = "broadcast"
+    """How policy weights reach the engines: a collective broadcast in buckets, Ray's object store, or
+    ``in_process``: one engine lives inside each policy rank's actor (sharing its devices; set
+    ``num_engines`` to the policy's ranks) and takes the weights without leaving the process."""
     sync_bucket_bytes: PositiveInt = 128 * 1024**2
     """Size of one broadcast bucket of weights."""
 
@@ -210,6 +212,10 @@ class AlgorithmConfig(Section):
     """How per-token losses are reduced (``seq_mean_token_sum_norm`` is Dr. GRPO's)."""
     whiten_advantages: bool = True
     """Normalise GAE advantages over the batch (the critic-free estimators normalise their own way)."""
+    old_logprobs: Literal["recompute", "rollout"] = "recompute"
+    """The log-probs the PPO ratio starts from: ``recompute`` them with the policy (and log the
+    engine/policy mismatch), or take the engines' sampling log-probs (``rollout``: one policy forward
+    less per iteration; sound when engine and policy compute in the same precision, e.g. fp32)."""
 
 
 class RewardConfig(Section):

@@ -3,6 +3,7 @@ cluster has. Nothing else in the code branches on them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -30,12 +31,13 @@ class DeviceProfile:
         # Ray shows each actor only its own GPU, so it is always the first one.
         return torch.device("cuda", 0) if self.kind == "cuda" else torch.device("cpu")
 
-    def actor_env(self, threads: int | None) -> dict[str, str]:
-        """Environment every role actor starts with (``threads``: OpenMP threads; None: Ray's choice)."""
+    def actor_env(self, threads: int | None, extra: Mapping[str, str]) -> dict[str, str]:
+        """Environment every role actor starts with (``threads``: OpenMP threads; None: Ray's choice),
+        then ``extra`` (``resources.env_vars``)."""
         env = {"DS_ACCELERATOR": self.accelerator}
         if threads is not None:
             env["OMP_NUM_THREADS"] = str(threads)
-        return env
+        return env | dict(extra)
 
 
 def resolve_device(requested: str, cluster_gpus: float) -> DeviceProfile:

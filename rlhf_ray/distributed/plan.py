@@ -87,11 +87,17 @@ def plan_rollout(cfg: Config, device: DeviceProfile) -> PlacementUnit:
     engine, packed, or, with ``rollout.num_nodes``, one bundle per node holding its share of engines."""
     rollout = cfg.rollout
     gpus = rollout.tensor_parallel_size if device.kind == "cuda" else 0
-    cpus = cfg.resources.cpus_per_actor
+    # A tensor-parallel engine runs a process per shard: CPUs for each of them.
+    cpus = cfg.resources.cpus_per_actor * rollout.tensor_parallel_size
     if rollout.num_nodes is None:
         return PlacementUnit(("rollout",), rollout.num_engines, 1, cpus, gpus, False)
     per_node = rollout.num_engines // rollout.num_nodes
     return PlacementUnit(("rollout",), rollout.num_nodes, per_node, cpus, gpus, rollout.num_nodes > 1)
+
+
+def rollout_units(cfg: Config, device: DeviceProfile) -> list[PlacementUnit]:
+    """The engines' own unit, or none when they live inside the policy's actors (``in_process``)."""
+    return [] if cfg.rollout.weight_sync == "in_process" else [plan_rollout(cfg, device)]
 
 
 def cpus_needed(units: Iterable[PlacementUnit]) -> int:

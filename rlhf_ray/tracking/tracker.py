@@ -100,7 +100,7 @@ class Tracker:
         summary = "  ".join(f"{label} {metrics[key]:.3f}" for label, key in _SUMMARY if key in metrics)
         self.progress.update(self.task, completed=step, summary=summary)
         if self.cfg.logging.verbose:
-            self.progress.console.print(_phase_timings(step, metrics), highlight=False)
+            self.progress.console.print(_phase_timings(step, metrics), highlight=False, soft_wrap=True)
 
     def log_samples(self, step: int, rows: Sequence[tuple[str, str, float]]) -> None:
         import wandb

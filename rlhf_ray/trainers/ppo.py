@@ -136,7 +136,7 @@ class PPOIteration:
         if "critic_update" in results:
             metrics.update(_train_metrics("critic", results["critic_update"]))
         metrics["train/kl_coef"] = self.kl.value
-        metrics.update(_rollout_metrics(batch))
+        metrics.update(_rollout_metrics(batch, cfg.algorithm.old_logprobs == "recompute"))
         metrics.update(self.gold_reward(batch, "rollout"))
         return metrics, batch
 
@@ -158,7 +158,9 @@ class PPOIteration:
     def score(self, batch: SequenceBatch, timer: PhaseTimer) -> SequenceBatch:
         """Reward, policy, reference and critic forwards, in parallel."""
         roles = self.roles
-        calls = {"reward": roles.reward.submit("scores", batch), "logprobs": roles.policy.submit("logprobs", batch)}
+        calls = {"reward": roles.reward.submit("scores", batch)}
+        if self.cfg.algorithm.old_logprobs == "recompute":
+            calls["logprobs"] = roles.policy.submit("logprobs", batch)
         if roles.reference is not None:
             calls["reference"] = roles.reference.submit("logprobs", batch)
         if roles.critic is not None:
@@ -166,7 +168,7 @@ class PPOIteration:
         results = _gather_timed(calls, timer)
         return batch.with_fields(
             scores=results["reward"],
-            old_logprobs=results["logprobs"],
+            old_logprobs=results.get("logprobs", batch.rollout_logprobs),
             ref_logprobs=results.get("reference"),
             values=results.get("values"),
         )
@@ -205,7 +207,9 @@ def _gather_timed(calls: dict[str, ShardedCall], timer: PhaseTimer) -> dict[str,
     return {name: call.result() for name, call in calls.items()}
 
 
-def _rollout_metrics(batch: SequenceBatch) -> dict[str, float]:
+def _rollout_metrics(batch: SequenceBatch, recomputed: bool) -> dict[str, float]:
+    """Reward, length and truncation statistics; with ``recomputed`` policy log-probs, their mismatch
+    with the engines'."""
     lengths = batch.response_mask.sum(-1).float()
     metrics = {
         "rollout/reward_mean": float(batch.scores.mean()),
@@ -213,7 +217,7 @@ def _rollout_metrics(batch: SequenceBatch) -> dict[str, float]:
         "rollout/response_length": float(lengths.mean()),
         "rollout/truncation_rate": sum(f == "length" for f in batch.texts["finish"]) / len(batch),
     }
-    if batch.rollout_logprobs is not None:
+    if recomputed and batch.rollout_logprobs is not None:
         metrics.update(logprob_mismatch(batch.rollout_logprobs, batch.old_logprobs, batch.response_mask))
     return metrics
 

@@ -9,7 +9,7 @@ import ray
 from rlhf_ray.config import Config
 from rlhf_ray.distributed.device import DeviceProfile
 from rlhf_ray.distributed.placement import RoleSlots, release, reserve
-from rlhf_ray.distributed.plan import plan_placement, plan_rollout
+from rlhf_ray.distributed.plan import plan_placement, rollout_units
 from rlhf_ray.distributed.role_group import RoleGroup
 from rlhf_ray.models.paths import ModelPaths
 from rlhf_ray.workers.critic import CriticWorker
@@ -46,7 +46,7 @@ def start_role_groups(cfg: Config, device: DeviceProfile, paths: ModelPaths, ite
     """Reserve the placement (failing fast when it cannot fit), start the role actors and the rollout
     engines, load the models. ``iterations`` PPO iterations size the learning-rate schedules."""
     roles = cfg.active_roles()
-    units = [*plan_placement(cfg, device, roles), plan_rollout(cfg, device)]
+    units = [*plan_placement(cfg, device, roles), *rollout_units(cfg, device)]
     slots = reserve(units, cfg.resources.placement_timeout_s)
     reward_cls = RewardModelWorker if cfg.reward.source == "model" else RewardFunctionWorker
     classes = {"policy": PolicyWorker, "critic": CriticWorker, "reference": ReferenceWorker, "reward": reward_cls}
@@ -58,7 +58,7 @@ def start_role_groups(cfg: Config, device: DeviceProfile, paths: ModelPaths, ite
         "reward": (paths.reward,) if cfg.reward.source == "model" else (),
     }
     setups = [ref for role, group in groups.items() for ref in group.call_async("setup", *setup_args[role])]
-    rollout = RolloutGroup(cfg, device, slots["rollout"], paths.policy)
+    rollout = RolloutGroup(cfg, device, slots.get("rollout"), paths.policy, groups["policy"])
     ray.get(setups + rollout.ready())
     return RoleGroups(
         policy=groups["policy"],

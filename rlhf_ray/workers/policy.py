@@ -10,10 +10,10 @@ from rlhf_ray.data import SequenceBatch
 from rlhf_ray.models import load_causal_lm
 from rlhf_ray.models.forward import response_logprobs, response_logprobs_and_entropy
 from rlhf_ray.workers.base import TrainedRoleWorker
-from rlhf_ray.workers.weight_sender import WeightSender
+from rlhf_ray.workers.weight_sender import InProcessRollout
 
 
-class PolicyWorker(WeightSender, TrainedRoleWorker):
+class PolicyWorker(InProcessRollout, TrainedRoleWorker):
     @property
     def _train_config(self) -> RoleTrainingConfig:
         return self.cfg.train.policy

@@ -20,20 +20,28 @@ CHUNKS_PER_ENGINE = 2
 
 class RolloutGroup:
     """``num_engines`` rollout actors and the policy version they hold (0: the weights they loaded
-    from the policy's folder)."""
+    from the policy's folder). With ``rollout.weight_sync: in_process`` the engines live inside the
+    ``policy``'s actors, one per rank, and ``slots`` is None."""
 
-    def __init__(self, cfg: Config, device: DeviceProfile, slots: RoleSlots, model_path: str):
+    def __init__(
+        self, cfg: Config, device: DeviceProfile, slots: RoleSlots | None, model_path: str, policy: RoleGroup | None
+    ):
         self.cfg = cfg
         self.version = 0
+        self._bucket_plan: list[list[TensorSpec]] | None = None  # set when the sync group forms
+        self.in_process = cfg.rollout.weight_sync == "in_process"
+        if self.in_process:
+            self.engines = policy.actors
+            policy.call_async("start_rollout_engine", model_path)
+            return
         actor_cls = ray.remote(RolloutWorker)
         self.engines = [
             actor_cls.options(
-                runtime_env={"env_vars": device.actor_env(cfg.resources.threads_per_actor)},
+                runtime_env={"env_vars": device.actor_env(cfg.resources.threads_per_actor, cfg.resources.env_vars)},
                 **slots.actor_options(index),
             ).remote(cfg, index, device, model_path)
             for index in range(slots.world_size)
         ]
-        self._bucket_plan: list[list[TensorSpec]] | None = None  # set when the sync group forms
 
     def ready(self) -> list[ray.ObjectRef]:
         """References that resolve once every engine has loaded its model (or fail with its error)."""
@@ -84,7 +92,9 @@ class RolloutGroup:
         """Push the policy's current weights, which are its ``version``, to every engine; returns the
         seconds it took. Each engine must then report that version."""
         started = time.perf_counter()
-        if self.cfg.rollout.weight_sync == "broadcast":
+        if self.in_process:
+            policy.call("load_own_engine", version)
+        elif self.cfg.rollout.weight_sync == "broadcast":
             self._broadcast(policy, version)
         else:
             state = policy.call_async("state_dict")
@@ -104,21 +114,25 @@ class RolloutGroup:
         )
 
     def _join_sync_group(self, policy: RoleGroup) -> list[list[TensorSpec]]:
-        """Form the sync group of policy rank 0 and the engines; the bucket plan of the policy's
-        parameters, which stays the same for the whole run."""
+        """Form the sync group of policy rank 0 and every engine's model-holding processes; the bucket
+        plan of the policy's parameters, which stays the same for the whole run."""
         sender = policy.actors[0]
         master_addr, master_port = ray.get(sender.rendezvous_address.remote())
-        world = len(self.engines) + 1
+        members = ray.get([engine.sync_ranks.remote() for engine in self.engines])
+        first_ranks = [1 + sum(members[:index]) for index in range(len(members))]
+        world = 1 + sum(members)
         ray.get(
             [sender.join_weight_sync.remote(master_addr, master_port, world)]
             + [
-                engine.join_weight_sync.remote(master_addr, master_port, rank, world)
-                for rank, engine in enumerate(self.engines, start=1)
+                engine.join_weight_sync.remote(master_addr, master_port, first, world)
+                for first, engine in zip(first_ranks, self.engines, strict=True)
             ]
         )
         specs = ray.get(sender.weight_specs.remote(self.cfg.rollout.dtype))
         return bucket_plan(specs, self.cfg.rollout.sync_bucket_bytes)
 
     def shutdown(self) -> None:
+        if self.in_process:
+            return  # the policy's actors, which the policy group shuts down
         for engine in self.engines:
             ray.kill(engine)

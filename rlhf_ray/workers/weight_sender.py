@@ -1,15 +1,20 @@
-"""The policy's side of a weight sync: its rank 0 broadcasts buckets to the rollout engines."""
+"""The policy's side of a weight sync: its rank 0 broadcasts buckets to the rollout engines, or, with
+engines inside the policy's actors, every rank loads its own engine in-process."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
 
 import deepspeed
 import torch
 
-from rlhf_ray.distributed.weight_sync import DTYPES, SyncGroup, TensorSpec, send_buckets
+from rlhf_ray.distributed.weight_sync import DTYPES, SyncGroup, TensorSpec, bucket_plan, send_buckets
+from rlhf_ray.engines.rollout import Sample, SamplingSpec
+from rlhf_ray.workers.rollout import RolloutWorker
 
 
 class WeightSender:
-    """Mixed into the policy worker (which provides ``engine``, ``rank``, ``device_profile``)."""
+    """Mixed into the policy worker (which provides ``engine``, ``rank``, ``cfg``, ``device_profile``)."""
 
     def weight_specs(self, dtype: str) -> list[TensorSpec]:
         """Name, full shape and wire dtype of every parameter, in order."""
@@ -25,18 +30,44 @@ class WeightSender:
     @torch.no_grad()
     def broadcast_weights(self, plan: list[list[TensorSpec]]) -> None:
         """Every rank: gather each bucket's parameters (a collective under ZeRO-3); rank 0 sends them."""
+        buckets = self._full_buckets(plan)
+        if self.rank == 0:
+            send_buckets(self.sync_group, buckets)
+        else:
+            for _ in buckets:
+                pass
+
+    def _full_buckets(self, plan: list[list[TensorSpec]]) -> Iterator[list[torch.Tensor]]:
+        """Each bucket's parameters in full and in their wire dtype, on every rank (gathered under ZeRO-3)."""
         params = dict(self.engine.module.named_parameters())
         zero3 = self.engine.zero_stage == 3
+        for bucket in plan:
+            tensors = [params[spec.name] for spec in bucket]
+            with deepspeed.zero.GatheredParameters(tensors, enabled=zero3):
+                yield [t.detach().to(DTYPES[spec.dtype]) for t, spec in zip(tensors, bucket, strict=True)]
 
-        def buckets():
-            for bucket in plan:
-                tensors = [params[spec.name] for spec in bucket]
-                with deepspeed.zero.GatheredParameters(tensors, enabled=zero3):
-                    if self.rank == 0:
-                        yield [t.detach().to(DTYPES[spec.dtype]) for t, spec in zip(tensors, bucket, strict=True)]
 
-        if self.rank == 0:
-            send_buckets(self.sync_group, buckets())
-        else:
-            for _ in buckets():
-                pass
+class InProcessRollout(WeightSender):
+    """A rollout engine inside each policy rank (``rollout.weight_sync: in_process``): the driver calls
+    the policy's actors as engines, and a sync copies each rank's weights into its own engine."""
+
+    def start_rollout_engine(self, model_path: str) -> None:
+        self.rollout = RolloutWorker(self.cfg, self.rank, self.device_profile, model_path)
+
+    def weights_version(self) -> int:
+        return self.rollout.weights_version()
+
+    def generate(
+        self, prompts: Sequence[Sequence[int]], sampling: SamplingSpec, seeds: Sequence[int | None], version: int
+    ) -> list[list[Sample]]:
+        return self.rollout.generate(prompts, sampling, seeds, version)
+
+    @torch.no_grad()
+    def load_own_engine(self, version: int) -> None:
+        """Every rank (a collective under ZeRO-3): the current weights into this rank's engine."""
+        plan = bucket_plan(self.weight_specs(self.cfg.rollout.dtype), self.cfg.rollout.sync_bucket_bytes)
+        state = {}
+        for bucket, tensors in zip(plan, self._full_buckets(plan), strict=True):
+            # A copy: the engine must not alias parameters the optimizer goes on changing (or ZeRO-3 frees).
+            state.update((spec.name, tensor.clone()) for spec, tensor in zip(bucket, tensors, strict=True))
+        self.rollout.load_weights(state, version)

@@ -259,3 +259,19 @@ def test_tensor_parallel_engines_are_vllm_and_split_the_heads():
     issues = issues_of(base(rollout={"samples_per_prompt": 2, "tensor_parallel_size": 2, "engine": "hf"}))
     assert issues["rollout.tensor_parallel_size"] == "is 2, but only vLLM engines shard a model"
     validate_config(base(rollout={"samples_per_prompt": 2, "tensor_parallel_size": 2}))
+
+
+def test_rollout_old_logprobs_need_the_engines_logprobs():
+    issues = issues_of(
+        base(algorithm={"old_logprobs": "rollout"}, rollout={"samples_per_prompt": 2, "return_logprobs": False})
+    )
+    assert issues["algorithm.old_logprobs"] == "'rollout' needs rollout.return_logprobs: true"
+
+
+def test_in_process_engines_are_one_per_policy_rank():
+    raw = base(
+        rollout={"samples_per_prompt": 2, "weight_sync": "in_process", "num_engines": 2, "tensor_parallel_size": 2}
+    )
+    issues = issues_of(raw)
+    assert issues["rollout.num_engines"] == "is 2, but in_process engines are one per policy rank (1)"
+    assert issues["rollout.tensor_parallel_size"] == "must be 1 for an engine inside a policy rank"

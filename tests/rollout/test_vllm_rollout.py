@@ -9,7 +9,7 @@ from rlhf_ray.algorithms import logprob_mismatch
 from rlhf_ray.data.rollouts import batch_from_samples
 from rlhf_ray.distributed.device import DeviceProfile
 from rlhf_ray.distributed.placement import release, reserve
-from rlhf_ray.distributed.plan import plan_placement, plan_rollout
+from rlhf_ray.distributed.plan import plan_placement, rollout_units
 from rlhf_ray.distributed.role_group import RoleGroup
 from rlhf_ray.engines.rollout import SamplingSpec
 from rlhf_ray.workers import PolicyWorker
@@ -52,10 +52,10 @@ class Setup:
             resources={"device": "cpu", "policy": {"gpus_per_node": 2}},
         )
         self.paths = tiny_paths
-        self.slots = reserve([*plan_placement(self.cfg, CPU, ["policy"]), plan_rollout(self.cfg, CPU)], 60)
+        self.slots = reserve([*plan_placement(self.cfg, CPU, ["policy"]), *rollout_units(self.cfg, CPU)], 60)
         self.policy = RoleGroup("policy", PolicyWorker, self.slots["policy"], self.cfg, CPU)
         self.policy.call("setup", tiny_paths.policy, 10)
-        self.rollout = RolloutGroup(self.cfg, CPU, self.slots["rollout"], tiny_paths.policy)
+        self.rollout = RolloutGroup(self.cfg, CPU, self.slots.get("rollout"), tiny_paths.policy, self.policy)
         self.version = 0
 
     def policy_greedy(self, prompts) -> list[list[int]]:
@@ -96,8 +96,14 @@ class Setup:
 
 @pytest.fixture(
     scope="module",
-    params=[(2, "broadcast", 1), (3, "broadcast", 1), (3, "object_store", 1), (2, "broadcast", 2)],
-    ids=["zero2-broadcast", "zero3-broadcast", "zero3-object_store", "zero2-broadcast-tp2"],
+    params=[
+        (2, "broadcast", 1),
+        (3, "broadcast", 1),
+        (3, "object_store", 1),
+        (2, "broadcast", 2),
+        (3, "in_process", 1),
+    ],
+    ids=["zero2-broadcast", "zero3-broadcast", "zero3-object_store", "zero2-broadcast-tp2", "zero3-in_process"],
 )
 def setup(request, tiny_dir, tiny_paths):
     stage, weight_sync, tensor_parallel = request.param
@@ -117,6 +123,8 @@ def test_engines_follow_the_policy_through_updates_and_syncs(setup):
     assert after != before, "the updates should change what the policy generates"
     assert after == setup.policy_greedy(prompts)
     assert ray.get([engine.weights_version.remote() for engine in setup.rollout.engines]) == [3, 3]
+    if setup.cfg.rollout.weight_sync == "in_process":
+        assert setup.rollout.engines == setup.policy.actors  # each engine inside a policy rank
 
 
 def test_sampling_logprobs_match_the_policy(setup):
