@@ -1,6 +1,7 @@
 """Shared by every test: offline, no Ray token auth, W&B offline; a local Ray cluster and tiny models
 for the tests that start roles."""
 
+import contextlib
 import os
 
 import pytest
@@ -12,6 +13,7 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import ray  # noqa: E402
+from ray.cluster_utils import Cluster  # noqa: E402
 
 from rlhf_ray.models.paths import resolve_model_paths  # noqa: E402
 from tests.tiny_roles import role_config  # noqa: E402
@@ -25,6 +27,20 @@ def tiny_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_paths(tiny_dir):
     return resolve_model_paths(role_config(tiny_dir))
+
+
+@contextlib.contextmanager
+def simulated_cluster(nodes: int, cpus_per_node: int):
+    """``nodes`` simulated Ray nodes on this machine (``ray.cluster_utils.Cluster``), the driver connected."""
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": cpus_per_node})
+    for _ in range(nodes - 1):
+        cluster.add_node(num_cpus=cpus_per_node)
+    ray.init(address=cluster.address, log_to_driver=False)
+    try:
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,13 @@ from collections import defaultdict
 
 import pytest
 import ray
-from ray.cluster_utils import Cluster
 from ray.util.state import list_actors
 
 from rlhf_ray.config import ConfigError, validate_config
 from rlhf_ray.distributed.device import DeviceProfile
 from rlhf_ray.distributed.plan import plan_rollout
 from rlhf_ray.trainers.ppo import train
+from tests.conftest import simulated_cluster
 from tests.tiny_roles import role_config
 
 CPU, CUDA = DeviceProfile("cpu"), DeviceProfile("cuda")
@@ -43,13 +43,8 @@ def test_engine_nodes_must_divide_the_engines_and_exist(tmp_path):
 @pytest.fixture
 def three_nodes():
     """Three simulated nodes of 3 CPUs each: room for the roles however Ray orders the placement."""
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 3})
-    for _ in range(2):
-        cluster.add_node(num_cpus=3)
-    ray.init(address=cluster.address, log_to_driver=False)
-    yield cluster
-    ray.shutdown()
-    cluster.shutdown()
+    with simulated_cluster(3, 3) as cluster:
+        yield cluster
 
 
 @pytest.mark.slow

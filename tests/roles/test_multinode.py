@@ -2,13 +2,13 @@
 
 import pytest
 import ray
-from ray.cluster_utils import Cluster
 
 from rlhf_ray.distributed.device import DeviceProfile
 from rlhf_ray.distributed.placement import release, reserve
 from rlhf_ray.distributed.plan import plan_placement
 from rlhf_ray.distributed.role_group import RoleGroup
 from rlhf_ray.workers import PolicyWorker
+from tests.conftest import simulated_cluster
 from tests.tiny_roles import random_batch, role_config
 
 CPU = DeviceProfile("cpu")
@@ -17,12 +17,8 @@ CPU = DeviceProfile("cpu")
 @pytest.fixture
 def two_node_cluster():
     """Two simulated nodes of 2 CPUs each on this machine."""
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
-    cluster.add_node(num_cpus=2)
-    ray.init(address=cluster.address, log_to_driver=False)
-    yield cluster
-    ray.shutdown()
-    cluster.shutdown()
+    with simulated_cluster(2, 2) as cluster:
+        yield cluster
 
 
 @pytest.mark.slow
