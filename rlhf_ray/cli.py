@@ -39,7 +39,7 @@ def _train(args: argparse.Namespace) -> int:
     cfg = _load(args, debug=args.debug)
     if cfg is None:
         return EXIT_CONFIG_ERROR
-    from rlhf_ray.data.prompts import DataError
+    from rlhf_ray.data.records import DataError
     from rlhf_ray.trainers.ppo import train
 
     try:

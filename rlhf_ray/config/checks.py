@@ -27,7 +27,7 @@ def check_config(cfg: Config) -> list[ConfigIssue]:
         _check_models,
         _check_reward,
         _check_algorithm,
-        _check_tensor_parallel,
+        _check_engines,
         _check_lengths,
         _check_batch_sizes,
         _check_offload,
@@ -103,7 +103,8 @@ def _check_function(path: str, spec: str | None) -> list[ConfigIssue]:
     return []
 
 
-def _check_tensor_parallel(cfg: Config) -> list[ConfigIssue]:
+def _check_engines(cfg: Config) -> list[ConfigIssue]:
+    """Engines inside the policy's ranks, one per rank; tensor parallelism only where vLLM shards."""
     size = cfg.rollout.tensor_parallel_size
     if cfg.rollout.weight_sync == "in_process":
         ranks = cfg.resources.policy.world_size

@@ -27,7 +27,7 @@ from rlhf_ray.data.records import (
 from rlhf_ray.data.rendering import render_prompt
 from rlhf_ray.data.synthetic import synthetic_prompts
 
-__all__ = ["DataError", "Prompt", "PromptSet", "load_prompts"]
+__all__ = ["Prompt", "PromptSet", "load_prompts"]
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,13 @@ cluster has. Nothing else in the code branches on them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     import torch
+
+    from rlhf_ray.config.schema import ResourcesConfig
 
 
 @dataclass(frozen=True)
@@ -31,13 +32,13 @@ class DeviceProfile:
         # Ray shows each actor only its own GPU, so it is always the first one.
         return torch.device("cuda", 0) if self.kind == "cuda" else torch.device("cpu")
 
-    def actor_env(self, threads: int | None, extra: Mapping[str, str]) -> dict[str, str]:
-        """Environment every role actor starts with (``threads``: OpenMP threads; None: Ray's choice),
-        then ``extra`` (``resources.env_vars``)."""
+    def actor_env(self, resources: ResourcesConfig) -> dict[str, str]:
+        """Environment every role actor and engine starts with: the accelerator, OpenMP threads
+        (``resources.threads_per_actor``; None: Ray's choice), then ``resources.env_vars``."""
         env = {"DS_ACCELERATOR": self.accelerator}
-        if threads is not None:
-            env["OMP_NUM_THREADS"] = str(threads)
-        return env | dict(extra)
+        if resources.threads_per_actor is not None:
+            env["OMP_NUM_THREADS"] = str(resources.threads_per_actor)
+        return env | dict(resources.env_vars)
 
 
 def resolve_device(requested: str, cluster_gpus: float) -> DeviceProfile:

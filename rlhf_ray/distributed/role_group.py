@@ -28,7 +28,7 @@ class RoleGroup:
         actor_cls = ray.remote(worker_cls)
         self.actors = [
             actor_cls.options(
-                runtime_env={"env_vars": device.actor_env(cfg.resources.threads_per_actor, cfg.resources.env_vars)},
+                runtime_env={"env_vars": device.actor_env(cfg.resources)},
                 **slots.actor_options(rank),
             ).remote(cfg, rank, self.world_size, device)
             for rank in range(self.world_size)

@@ -107,9 +107,14 @@ def _submit(args: argparse.Namespace) -> int:
     return _follow(client, address, job_id) if args.follow else 0
 
 
-def _list(args: argparse.Namespace) -> int:
+def _client(args: argparse.Namespace):
+    """The job server's address (``--address`` or the environment) and a client checked to reach it."""
     address = job_server_address(args.address)
-    client = connect(address)
+    return address, connect(address)
+
+
+def _list(args: argparse.Namespace) -> int:
+    address, client = _client(args)
     with job_server_errors(address):
         jobs = [job for job in client.list_jobs() if job.submission_id is not None]
     for job in sorted(jobs, key=lambda job: job.start_time or 0):
@@ -119,8 +124,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    address = job_server_address(args.address)
-    client = connect(address)
+    address, client = _client(args)
     with job_server_errors(address):
         info = client.get_job_info(args.job_id)
     print(f"{args.job_id}: {info.status.value}" + (f" ({info.message})" if info.message else ""))
@@ -128,8 +132,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    address = job_server_address(args.address)
-    client = connect(address)
+    address, client = _client(args)
     if args.follow:
         return _follow(client, address, args.job_id)
     with job_server_errors(address):
@@ -138,8 +141,7 @@ def _logs(args: argparse.Namespace) -> int:
 
 
 def _stop(args: argparse.Namespace) -> int:
-    address = job_server_address(args.address)
-    client = connect(address)
+    address, client = _client(args)
     with job_server_errors(address):
         client.stop_job(args.job_id)
         while (status := client.get_job_status(args.job_id).value) not in TERMINAL_STATUSES:

@@ -87,7 +87,9 @@ class RewardModelStage(Stage[PreferencePair]):
         gap = scores[:, 0] - scores[:, 1]
         return {"eval/accuracy": float((gap > 0).float().mean()), "eval/margin": float(gap.mean())}
 
-    def after_export(self, group: RoleGroup, train_batch: PreferenceBatch, export_dir: Path) -> None:
+    def after_export(
+        self, group: RoleGroup, train_items: list[PreferencePair], pad_token_id: int, export_dir: Path
+    ) -> None:
         """Save the mean and std of the scores of every training response, for ``reward.normalize``."""
-        scores = group.run("pair_scores", train_batch).flatten()
+        scores = group.run("pair_scores", self.batch(train_items, pad_token_id)).flatten()
         RewardStats(float(scores.mean()), float(scores.std()), scores.numel()).save(export_dir)

@@ -68,8 +68,8 @@ class Stage(Generic[Item]):
         """``eval/*`` metrics of the held-out batch."""
         raise NotImplementedError
 
-    def after_export(self, group: RoleGroup, train_batch: Any, export_dir: Path) -> None:
-        """Anything the exported folder carries besides the model."""
+    def after_export(self, group: RoleGroup, train_items: list[Item], pad_token_id: int, export_dir: Path) -> None:
+        """Anything the exported folder carries besides the model (``train_items``: the training rows)."""
 
 
 def run_stage(stage: Stage) -> StageResult:
@@ -119,8 +119,7 @@ def run_stage(stage: Stage) -> StageResult:
         if section.checkpoint.export_dir is not None:
             export_dir = Path(section.checkpoint.export_dir)
             group.call("export_hf", str(export_dir), init_path)
-            full_train = stage.batch(train_rows.items, tokenizer.pad_token_id)
-            stage.after_export(group, full_train, export_dir)
+            stage.after_export(group, train_rows.items, tokenizer.pad_token_id, export_dir)
         tracker.finish()
         return StageResult(total_steps, export_dir, Path(tracker.metrics_file.name), metrics, tracker.run_dir)
     finally:

@@ -37,7 +37,7 @@ class RolloutGroup:
         actor_cls = ray.remote(RolloutWorker)
         self.engines = [
             actor_cls.options(
-                runtime_env={"env_vars": device.actor_env(cfg.resources.threads_per_actor, cfg.resources.env_vars)},
+                runtime_env={"env_vars": device.actor_env(cfg.resources)},
                 **slots.actor_options(index),
             ).remote(cfg, index, device, model_path)
             for index in range(slots.world_size)

@@ -52,7 +52,10 @@ class InProcessRollout(WeightSender):
     the policy's actors as engines, and a sync copies each rank's weights into its own engine."""
 
     def start_rollout_engine(self, model_path: str) -> None:
+        """After ``setup``: the engine, and the bucket plan every sync of it follows."""
         self.rollout = RolloutWorker(self.cfg, self.rank, self.device_profile, model_path)
+        rollout = self.cfg.rollout
+        self.engine_plan = bucket_plan(self.weight_specs(rollout.dtype), rollout.sync_bucket_bytes)
 
     def weights_version(self) -> int:
         return self.rollout.weights_version()
@@ -65,9 +68,8 @@ class InProcessRollout(WeightSender):
     @torch.no_grad()
     def load_own_engine(self, version: int) -> None:
         """Every rank (a collective under ZeRO-3): the current weights into this rank's engine."""
-        plan = bucket_plan(self.weight_specs(self.cfg.rollout.dtype), self.cfg.rollout.sync_bucket_bytes)
         state = {}
-        for bucket, tensors in zip(plan, self._full_buckets(plan), strict=True):
+        for bucket, tensors in zip(self.engine_plan, self._full_buckets(self.engine_plan), strict=True):
             # A copy: the engine must not alias parameters the optimizer goes on changing (or ZeRO-3 frees).
             state.update((spec.name, tensor.clone()) for spec, tensor in zip(bucket, tensors, strict=True))
         self.rollout.load_weights(state, version)

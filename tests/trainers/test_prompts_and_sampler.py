@@ -5,7 +5,8 @@ import json
 import pytest
 
 from rlhf_ray.config.schema import DataConfig
-from rlhf_ray.data.prompts import DataError, load_prompts
+from rlhf_ray.data.prompts import load_prompts
+from rlhf_ray.data.records import DataError
 from rlhf_ray.data.sampler import PromptSampler
 from rlhf_ray.models import build_tokenizer
 
