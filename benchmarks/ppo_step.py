@@ -2,7 +2,7 @@
 each phase's share, for GRPO (rule reward, reference) and PPO (critic, reference, reward model).
 
 Shape: a Llama-style policy with vocab 1024, hidden 256, intermediate 688, 4 layers, 4 heads (random
-init, seed 0, fp32); 32 prompts x 4 samples = 128 responses of up to 32 new tokens per step; one epoch
+init, seed 0, fp32); 32 prompts of 8-16 tokens x 4 samples = 128 responses of up to 32 new tokens per step; one epoch
 in micro-batches of 32; one optimizer step per iteration. Figures are medians over steps 3-10.
 
     .venv/bin/python benchmarks/ppo_step.py [--steps 10] [--only grpo|ppo] [overrides ...]
@@ -23,8 +23,13 @@ import ray  # noqa: E402
 
 from rlhf_ray.config import validate_config  # noqa: E402
 from rlhf_ray.config.loading import apply_override  # noqa: E402
+from rlhf_ray.data.records import token_ids  # noqa: E402
+from rlhf_ray.data.synthetic import synthetic_prompts  # noqa: E402
+from rlhf_ray.models import load_tokenizer  # noqa: E402
+from rlhf_ray.models.tiny import TinyModelSpec, build_tiny_models  # noqa: E402
 from rlhf_ray.trainers.ppo import train  # noqa: E402
 
+PROMPT_TOKENS = range(8, 17)
 MODEL = {"vocab_size": 1024, "hidden_size": 256, "intermediate_size": 688, "num_layers": 4, "num_heads": 4, "seed": 0}
 VARIANTS = {
     "grpo": {
@@ -42,15 +47,27 @@ PHASES = [
 ]  # fmt: skip
 
 
+def write_prompts(workdir: str) -> str:
+    """The synthetic prompts of 8-16 tokens (no chat template), as a JSONL file."""
+    tokenizer = load_tokenizer(build_tiny_models(TinyModelSpec(**MODEL), f"{workdir}/tokenizer").policy, "left")
+    path = f"{workdir}/prompts.jsonl"
+    with open(path, "w") as out:
+        for text in synthetic_prompts(seed=0):
+            if len(token_ids(tokenizer, text)) in PROMPT_TOKENS:
+                out.write(json.dumps({"prompt": text}) + "\n")
+    return path
+
+
 def experiment(variant: str, workdir: str, steps: int, overrides: list[str]) -> dict:
     trained = {"precision": "fp32", "zero_stage": 2, "lr": 1e-4, "micro_batch_size": 32, "global_batch_size": 128}
     raw = {
         "name": f"bench_{variant}",
         "models": {"tiny": {**MODEL, "output_dir": f"{workdir}/tiny"}, "reference": {"dtype": "float32"},
                    "reward": {"dtype": "float32"}},
-        "data": {"max_prompt_length": 24, "prompts_per_step": 32},
+        "data": {"train_path": write_prompts(workdir), "apply_chat_template": False,
+                 "max_prompt_length": max(PROMPT_TOKENS), "prompts_per_step": 32},
         "rollout": {"samples_per_prompt": 4, "max_new_tokens": 32, "dtype": "float32", "enforce_eager": True,
-                    "cpu_kv_cache_bytes": 128 * 2**20, "temperature": 1.0},
+                    "temperature": 1.0},
         "train": {"max_steps": steps, "forward_micro_batch_size": 32, "policy": trained, "critic": trained},
         "resources": {"device": "cpu"},
         "logging": {"dir": f"{workdir}/logs", "wandb": {"mode": "disabled"}, "sample_table_interval": 0},

@@ -335,8 +335,9 @@ class ResourcesConfig(Section):
     cpus_per_actor: Annotated[float, Field(gt=0.0)] = 1.0
     """Logical CPUs each role rank and engine reserves."""
     threads_per_actor: PositiveInt | None = None
-    """CPU threads for torch (and OpenMP) in each actor; None: the CPUs it reserves, at least one. On a
-    machine whose roles take turns (a laptop) the number of cores is faster."""
+    """CPU threads for torch (and OpenMP) in each actor. None (on CPU): the ranks computing at once in
+    each phase share their node's cores equally (the rollout engines, which generate alone, take them
+    all); a number fixes every actor's threads."""
     policy: RoleResources = Field(default_factory=RoleResources)
     """Policy ranks."""
     critic: RoleResources = Field(default_factory=RoleResources)

@@ -9,7 +9,8 @@ result. Updates must divide evenly, since a copied row would be trained on twice
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import ray
@@ -25,6 +26,7 @@ class RoleGroup:
     def __init__(self, name: str, worker_cls: type, slots: RoleSlots, cfg: Config, device: DeviceProfile):
         self.name = name
         self.world_size = slots.world_size
+        self.holds_model: bool = worker_cls.holds_model
         actor_cls = ray.remote(worker_cls)
         self.actors = [
             actor_cls.options(
@@ -33,6 +35,7 @@ class RoleGroup:
             ).remote(cfg, rank, self.world_size, device)
             for rank in range(self.world_size)
         ]
+        self.nodes: list[str] = ray.get([actor.node_id.remote() for actor in self.actors])
         master_addr, master_port = ray.get(self.actors[0].rendezvous_address.remote())
         ray.get([actor.init_process_group.remote(master_addr, master_port) for actor in self.actors])
 
@@ -64,6 +67,17 @@ class RoleGroup:
         ray.get([actor.shutdown.remote() for actor in self.actors])
         for actor in self.actors:
             ray.kill(actor)
+
+
+def share_cores(groups: Iterable[RoleGroup]) -> None:
+    """Before a phase in which ``groups`` compute at once, tell every rank how many of the phase's ranks
+    share its node, so that together they use each node's cores once (a rank's calls run in the order
+    they are sent, so the phase's calls that follow see the new share)."""
+    groups = [group for group in groups if group.holds_model]  # a reward function barely computes
+    ranks_on = Counter(node for group in groups for node in group.nodes)
+    for group in groups:
+        for actor, node in zip(group.actors, group.nodes, strict=True):
+            actor.share_cores.remote(ranks_on[node])
 
 
 class ShardedCall:

@@ -10,6 +10,7 @@ process holding the model joins the sync group) or as a state dict.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ import torch
 
 from rlhf_ray.config.schema import RolloutConfig
 from rlhf_ray.distributed.weight_sync import SyncGroup, TensorSpec, receive_buckets
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ class VLLMEngine:
             enforce_eager=rollout.enforce_eager,
             **memory,
         )
+        self._warned_kv_cache = False
 
     def generate(
         self, prompts: Sequence[Sequence[int]], sampling: SamplingSpec, seeds: Sequence[int | None]
@@ -117,12 +121,21 @@ class VLLMEngine:
                 stop_token_ids=list(sampling.stop_token_ids),
                 logprobs=0 if sampling.logprobs else None,
                 seed=seed,
+                detokenize=False,  # the driver decodes the responses it keeps
             )
             for seed in seeds
         ]
+        self._check_kv_cache(prompts, sampling)
         requests = [TokensPrompt(prompt_token_ids=list(prompt)) for prompt in prompts]
         outputs = self.llm.generate(requests, params, use_tqdm=False)
         return [[_vllm_sample(completion, sampling.logprobs) for completion in output.outputs] for output in outputs]
+
+    def _check_kv_cache(self, prompts: Sequence[Sequence[int]], sampling: SamplingSpec) -> None:
+        cache = self.llm.llm_engine.vllm_config.cache_config
+        shortfall = kv_cache_shortfall(prompts, sampling, cache.block_size, cache.num_gpu_blocks)
+        if shortfall is not None and not self._warned_kv_cache:
+            self._warned_kv_cache = True
+            log.warning(shortfall)
 
     def join_weight_sync(self, master_addr: str, master_port: int, first_rank: int, world_size: int, backend: str):
         args = (master_addr, master_port, first_rank, world_size, backend)
@@ -135,6 +148,24 @@ class VLLMEngine:
     def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
         self.llm.collective_rpc("rlhf_load_weights", args=(state_dict,))
         self.llm.reset_prefix_cache()
+
+
+def kv_cache_shortfall(
+    prompts: Sequence[Sequence[int]], sampling: SamplingSpec, block_size: int, num_blocks: int
+) -> str | None:
+    """Why a call's sequences do not all fit a vLLM KV cache of ``num_blocks`` blocks, or None when
+    they do. vLLM then runs them in waves, the last of which may hold a few sequences only, and
+    generation takes up to twice as long."""
+    sequences = len(prompts) * sampling.n
+    blocks_per_sequence = -(-(max(map(len, prompts)) + sampling.max_new_tokens) // block_size)
+    usable = num_blocks - 1  # vLLM keeps one block aside
+    if sequences * blocks_per_sequence <= usable:
+        return None
+    return (
+        f"the rollout engine's KV cache holds {usable} blocks of {block_size} tokens but {sequences} sequences "
+        f"need {sequences * blocks_per_sequence}: they are generated in waves; raise rollout.cpu_kv_cache_bytes "
+        "(CPU) or rollout.gpu_memory_utilization (GPU)"
+    )
 
 
 def _vllm_sample(completion, with_logprobs: bool) -> Sample:

@@ -32,8 +32,9 @@ def _model_inputs(batch: SequenceBatch) -> dict:
 
 
 def _response_logits(model: torch.nn.Module, batch: SequenceBatch) -> torch.Tensor:
-    """[B, R, V] logits predicting each response token."""
-    return _before_response(batch, model(**_model_inputs(batch)).logits)
+    """[B, R, V] logits predicting each response token (the LM head runs on those positions only)."""
+    keep = batch.response_length + 1
+    return model(**_model_inputs(batch), logits_to_keep=keep).logits[:, :-1]
 
 
 def _logprobs(logits: torch.Tensor, batch: SequenceBatch) -> torch.Tensor:

@@ -22,7 +22,7 @@ from rlhf_ray.data.prompts import Prompt, PromptSet, load_prompts
 from rlhf_ray.data.rollouts import batch_from_samples
 from rlhf_ray.data.sampler import PromptSampler
 from rlhf_ray.distributed.cluster import connect
-from rlhf_ray.distributed.role_group import ShardedCall
+from rlhf_ray.distributed.role_group import ShardedCall, share_cores
 from rlhf_ray.engines.rollout import SamplingSpec
 from rlhf_ray.models import load_tokenizer
 from rlhf_ray.models.paths import resolve_model_paths
@@ -124,6 +124,8 @@ class PPOIteration:
         batch = self.score(batch, timer)
         with timer.phase("advantages"):
             batch, metrics = compute_advantages(batch, cfg.algorithm, self.kl.value, cfg.rollout.samples_per_prompt)
+        trained = roles.trained()
+        share_cores(trained.values())
         updates = {"policy_update": roles.policy.submit("update", batch, even=True, kl_coef=self.kl.value)}
         if roles.critic is not None:
             updates["critic_update"] = roles.critic.submit("update", batch, even=True)
@@ -158,13 +160,15 @@ class PPOIteration:
     def score(self, batch: SequenceBatch, timer: PhaseTimer) -> SequenceBatch:
         """Reward, policy, reference and critic forwards, in parallel."""
         roles = self.roles
-        calls = {"reward": roles.reward.submit("scores", batch)}
+        forwards = {"reward": (roles.reward, "scores")}
         if self.cfg.algorithm.old_logprobs == "recompute":
-            calls["logprobs"] = roles.policy.submit("logprobs", batch)
+            forwards["logprobs"] = (roles.policy, "logprobs")
         if roles.reference is not None:
-            calls["reference"] = roles.reference.submit("logprobs", batch)
+            forwards["reference"] = (roles.reference, "logprobs")
         if roles.critic is not None:
-            calls["values"] = roles.critic.submit("values", batch)
+            forwards["values"] = (roles.critic, "values")
+        share_cores(group for group, _ in forwards.values())
+        calls = {name: group.submit(method, batch) for name, (group, method) in forwards.items()}
         results = _gather_timed(calls, timer)
         return batch.with_fields(
             scores=results["reward"],
@@ -177,6 +181,7 @@ class PPOIteration:
         """Greedy responses to the held-out prompts, scored by the reward."""
         greedy = SamplingSpec(1, 0.0, 1.0, -1, self.cfg.rollout.max_new_tokens, tuple(self.cfg.rollout.stop_token_ids))
         batch = self.generate(eval_set.items, greedy, state.policy_version)
+        share_cores([self.roles.reward])
         scores = self.roles.reward.run("scores", batch)
         return {
             "eval/reward_mean": float(scores.mean()),

@@ -19,7 +19,7 @@ from rlhf_ray.data.sampler import PromptSampler
 from rlhf_ray.distributed.cluster import connect
 from rlhf_ray.distributed.placement import release, reserve
 from rlhf_ray.distributed.plan import plan_stage
-from rlhf_ray.distributed.role_group import RoleGroup
+from rlhf_ray.distributed.role_group import RoleGroup, share_cores
 from rlhf_ray.models import load_tokenizer
 from rlhf_ray.tracking import PhaseTimer, Tracker, default_run_name
 from rlhf_ray.trainers.checkpoint import Checkpointer
@@ -89,6 +89,7 @@ def run_stage(stage: Stage) -> StageResult:
     slots = reserve([plan_stage(cfg, device, stage.role)], cfg.resources.placement_timeout_s)
     group = RoleGroup(stage.role, stage.worker_cls, slots[stage.role], cfg, device)
     try:
+        share_cores([group])  # the stage's one group has the cores to itself
         group.call("setup", init_path, total_steps)
         state = {"step": 0, "sampler": sampler.state_dict(), "run_name": default_run_name(cfg, stage.job)}
         if resume_from is not None:

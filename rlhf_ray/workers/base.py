@@ -3,9 +3,11 @@ and (for trained roles) train through the shared loop."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import ray
 import torch
@@ -20,11 +22,16 @@ from rlhf_ray.engines.deepspeed_engine import InferenceEngine, TrainingEngine
 from rlhf_ray.workers.training_loop import LossFn, train_on_batch
 
 PROCESS_GROUP_TIMEOUT_S = 1800.0
+# A process hosting a vLLM CPU engine finds torch.set_num_threads replaced by a no-op; keep the real one.
+_set_torch_threads = torch.set_num_threads
 ModelForward = Callable[[torch.nn.Module, SequenceBatch], torch.Tensor]
 
 
 class RoleWorker:
     """One rank of a role group; subclasses bind an engine to the role's methods."""
+
+    holds_model: ClassVar[bool] = False
+    """Whether the rank computes with a model (and so takes a share of its node's cores)."""
 
     def __init__(self, cfg: Config, rank: int, world_size: int, device: DeviceProfile):
         self.cfg = cfg
@@ -38,6 +45,12 @@ class RoleWorker:
     def rendezvous_address(self) -> tuple[str, int]:
         return rendezvous_address()
 
+    def share_cores(self, ranks_on_node: int) -> None:
+        """``ranks_on_node`` ranks compute at once on this node in the coming phase: take an equal share
+        of its cores. Only on CPU with ``resources.threads_per_actor`` unset; else the threads stay."""
+        if self.cfg.resources.threads_per_actor is None and self.device_profile.kind == "cpu":
+            _set_torch_threads(max(1, available_cores() // ranks_on_node))
+
     def init_process_group(self, master_addr: str, master_port: int) -> None:
         init_process_group(
             self.rank, self.world_size, master_addr, master_port, self.device_profile.backend, PROCESS_GROUP_TIMEOUT_S
@@ -50,8 +63,15 @@ class RoleWorker:
         destroy_process_group()
 
 
+def available_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 class ModelRoleWorker(RoleWorker):
     """A rank that holds a model and evaluates it in micro-batches."""
+
+    holds_model = True
 
     def _inference_model(self) -> torch.nn.Module:
         raise NotImplementedError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import torch
@@ -10,6 +11,7 @@ from rlhf_ray.config import Config
 from rlhf_ray.distributed.device import DeviceProfile
 from rlhf_ray.distributed.weight_sync import TensorSpec
 from rlhf_ray.engines.rollout import HFEngine, RolloutEngine, Sample, SamplingSpec, VLLMEngine
+from rlhf_ray.workers.base import available_cores
 
 
 class StaleWeightsError(RuntimeError):
@@ -22,6 +24,8 @@ class RolloutWorker:
         self.device = device
         self.version = 0
         rollout = cfg.rollout
+        if device.kind == "cpu" and cfg.resources.threads_per_actor is None:
+            _share_cores_between_engines(cfg)
         if rollout.engine == "vllm":
             max_model_len = cfg.data.max_prompt_length + rollout.max_new_tokens
             on_gpu = device.kind == "cuda"
@@ -62,3 +66,13 @@ class RolloutWorker:
         """Take weights through the object store."""
         self.engine.load_weights(state_dict)
         self.version = version
+
+
+def _share_cores_between_engines(cfg: Config) -> None:
+    """Engines generate while the roles wait, so the engines of a node (and their tensor-parallel
+    processes) share all its cores."""
+    rollout = cfg.rollout
+    engines_per_node = -(-rollout.num_engines // (rollout.num_nodes or 1))
+    threads = max(1, available_cores() // (engines_per_node * rollout.tensor_parallel_size))
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # vLLM keeps it, and its worker processes inherit it
+    torch.set_num_threads(threads)

@@ -10,7 +10,7 @@ import ray
 from rlhf_ray.config import Config
 from rlhf_ray.distributed.device import DeviceProfile
 from rlhf_ray.distributed.placement import RoleSlots
-from rlhf_ray.distributed.role_group import RoleGroup
+from rlhf_ray.distributed.role_group import RoleGroup, share_cores
 from rlhf_ray.distributed.weight_sync import TensorSpec, bucket_plan
 from rlhf_ray.engines.rollout import Sample, SamplingSpec
 from rlhf_ray.workers.rollout import RolloutWorker, StaleWeightsError
@@ -30,6 +30,7 @@ class RolloutGroup:
         self.version = 0
         self._bucket_plan: list[list[TensorSpec]] | None = None  # set when the sync group forms
         self.in_process = cfg.rollout.weight_sync == "in_process"
+        self.policy = policy
         if self.in_process:
             self.engines = policy.actors
             policy.call_async("start_rollout_engine", model_path)
@@ -59,6 +60,8 @@ class RolloutGroup:
                 f"the rollout engines hold policy version {self.version}, not {policy_version}: "
                 "sync the weights before generating"
             )
+        if self.in_process:
+            share_cores([self.policy])  # the policy's ranks generate while every other role waits
         # One call per engine batches best; smaller chunks let a fast engine take over a slow one's work.
         chunks = 1 if len(self.engines) == 1 else len(self.engines) * CHUNKS_PER_ENGINE
         chunk = max(1, -(-len(prompts) // chunks))

@@ -1,6 +1,7 @@
 """Role groups on a real local Ray cluster with DeepSpeed on gloo: the four roles, sharding, updates."""
 
 import pytest
+import ray
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
@@ -9,8 +10,9 @@ from rlhf_ray.data import SequenceBatch
 from rlhf_ray.distributed.device import DeviceProfile
 from rlhf_ray.distributed.placement import release, reserve
 from rlhf_ray.distributed.plan import plan_placement
-from rlhf_ray.distributed.role_group import RoleGroup
+from rlhf_ray.distributed.role_group import RoleGroup, share_cores
 from rlhf_ray.workers import PolicyWorker
+from rlhf_ray.workers.base import available_cores
 from rlhf_ray.workers.groups import start_role_groups
 from tests.tiny_roles import TINY_MODELS, policy_training, random_batch, role_config
 
@@ -135,6 +137,19 @@ def test_updates_lower_the_loss_and_leave_the_reference_alone(four_roles):
     assert value_error_after < value_error_before
 
     assert torch.equal(four_roles.reference.run("logprobs", batch), reference_before)
+
+
+def torch_threads(group: RoleGroup) -> list[int]:
+    return ray.get([actor.__ray_call__.remote(lambda _: torch.get_num_threads()) for actor in group.actors])
+
+
+def test_ranks_computing_together_share_their_nodes_cores(four_roles):
+    cores = available_cores()
+    share_cores([four_roles.reward])  # one rank alone: every core
+    assert torch_threads(four_roles.reward) == [cores]
+    share_cores([four_roles.policy, four_roles.reward])  # three ranks on the one node
+    assert torch_threads(four_roles.policy) == [max(1, cores // 3)] * 2
+    assert torch_threads(four_roles.reward) == [max(1, cores // 3)]
 
 
 def test_update_refuses_an_uneven_split(four_roles):

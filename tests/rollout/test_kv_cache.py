@@ -1,0 +1,28 @@
+"""Sizing a vLLM engine's KV cache: a step's sequences should fit at once, not in waves."""
+
+from rlhf_ray.engines.rollout import SamplingSpec, kv_cache_shortfall
+
+SAMPLING = SamplingSpec(n=4, temperature=1.0, top_p=1.0, top_k=-1, max_new_tokens=32)
+
+
+def prompts(count: int, longest: int) -> list[list[int]]:
+    return [[5] * (longest if i == 0 else 3) for i in range(count)]
+
+
+def test_a_call_that_fits_is_fine():
+    # 32 prompts x 4 samples, each at most 16 + 32 = 48 tokens: one 128-token block per sequence.
+    assert kv_cache_shortfall(prompts(32, 16), SAMPLING, block_size=128, num_blocks=129) is None
+
+
+def test_one_block_short_is_reported_with_the_numbers_and_the_setting():
+    # vLLM keeps one of the 128 blocks aside, so 127 of 128 sequences fit: the last one runs alone.
+    message = kv_cache_shortfall(prompts(32, 16), SAMPLING, block_size=128, num_blocks=128)
+    assert "holds 127 blocks of 128 tokens but 128 sequences need 128" in message
+    assert "rollout.cpu_kv_cache_bytes" in message
+
+
+def test_the_longest_prompt_sets_the_blocks_per_sequence():
+    # 97 + 32 = 129 tokens: two 128-token blocks per sequence.
+    message = kv_cache_shortfall(prompts(32, 97), SAMPLING, block_size=128, num_blocks=200)
+    assert "128 sequences need 256" in message
+    assert kv_cache_shortfall(prompts(32, 96), SAMPLING, block_size=128, num_blocks=200) is None
