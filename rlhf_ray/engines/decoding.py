@@ -1,7 +1,7 @@
 """Batched sampling from a transformers causal LM with a KV cache: every row of a call decodes together.
 
 Each row draws its randomness from a generator of its own, so a row's tokens depend on its seed and
-prompt only, never on which other rows share the batch.
+prompt only, not on which other rows share the batch (up to the rounding of padded batched matmuls).
 """
 
 from __future__ import annotations
@@ -81,14 +81,17 @@ def decode(
 def _sample(
     logits: torch.Tensor, generators: Sequence[torch.Generator], temperature: float, top_p: float, top_k: int
 ) -> torch.Tensor:
-    """One token per row: greedy at temperature 0, else Gumbel-max over the tempered logits that
-    top-k and top-p keep (the same distribution as sampling their softmax)."""
+    """One token per row: greedy at temperature 0, else drawn from the softmax of the tempered logits
+    that top-k and top-p keep, by inverting its cumulative distribution at one uniform number per row
+    (so a row's generator advances by one draw per token, whatever the vocabulary)."""
     if temperature == 0:
         return logits.argmax(-1)
-    logits = _keep_top_k_top_p(logits / temperature, top_k, top_p)
-    uniform = torch.stack([torch.rand(logits.shape[-1], generator=g) for g in generators]).to(logits.device)
-    gumbel = -torch.log(-torch.log(uniform.clamp(min=torch.finfo(uniform.dtype).tiny)))
-    return (logits + gumbel).argmax(-1)
+    probs = _keep_top_k_top_p(logits / temperature, top_k, top_p).softmax(-1)
+    cumulative = probs.cumsum(-1)
+    uniform = torch.stack([torch.rand((), generator=g) for g in generators]).to(logits.device)
+    # side="right" never lands on a token of probability 0 (its cumulative value equals the previous one).
+    tokens = torch.searchsorted(cumulative, (uniform * cumulative[:, -1]).unsqueeze(-1), side="right")
+    return tokens.squeeze(-1).clamp(max=logits.shape[-1] - 1)
 
 
 def _keep_top_k_top_p(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:

@@ -36,7 +36,8 @@ class SamplingSpec:
     stop_token_ids: tuple[int, ...] = ()
     logprobs: bool = True
     seed: int | None = None
-    """Base seed: prompt ``i`` of a call is sampled with ``seed + i``, whatever engine serves it."""
+    """Base seed: prompt ``i`` of a call is sampled with ``seed + i * n``, whatever engine serves it; its
+    samples take the ``n`` seeds from there on (vLLM seeds sample ``j`` of a request ``seed + j``)."""
 
     @classmethod
     def from_config(cls, rollout: RolloutConfig, seed: int | None) -> SamplingSpec:
@@ -133,8 +134,9 @@ class VLLMEngine:
         return [[_vllm_sample(completion, sampling.logprobs) for completion in output.outputs] for output in outputs]
 
     def _check_kv_cache(self, prompts: Sequence[Sequence[int]], sampling: SamplingSpec) -> None:
-        cache = self.llm.llm_engine.vllm_config.cache_config
-        shortfall = kv_cache_shortfall(prompts, sampling, cache.block_size, cache.num_gpu_blocks)
+        config = self.llm.llm_engine.vllm_config
+        cache, max_num_seqs = config.cache_config, config.scheduler_config.max_num_seqs
+        shortfall = kv_cache_shortfall(prompts, sampling, cache.block_size, cache.num_gpu_blocks, max_num_seqs)
         if shortfall is not None and not self._warned_kv_cache:
             self._warned_kv_cache = True
             log.warning(shortfall)
@@ -152,30 +154,36 @@ class VLLMEngine:
         self.llm.reset_prefix_cache()
 
 
-def _generator(seed: int | None, n: int, sample: int) -> torch.Generator:
+def _generator(seed: int | None) -> torch.Generator:
     generator = torch.Generator()
     if seed is None:
         generator.seed()
     else:
-        generator.manual_seed(seed * n + sample)
+        generator.manual_seed(seed)
     return generator
 
 
 def kv_cache_shortfall(
-    prompts: Sequence[Sequence[int]], sampling: SamplingSpec, block_size: int, num_blocks: int
+    prompts: Sequence[Sequence[int]], sampling: SamplingSpec, block_size: int, num_blocks: int, max_num_seqs: int
 ) -> str | None:
-    """Why a call's sequences do not all fit a vLLM KV cache of ``num_blocks`` blocks, or None when
-    they do. vLLM then runs them in waves, the last of which may hold a few sequences only, and
-    generation takes up to twice as long."""
+    """Why a call's sequences cannot all run at once in a vLLM engine whose KV cache has ``num_blocks``
+    blocks and whose scheduler runs ``max_num_seqs`` sequences, or None when they can. vLLM then runs
+    them in waves, the last of which may hold a few sequences only, and generation takes up to twice as
+    long. (Prompt blocks that samples share through the prefix cache are counted once per sample.)"""
     sequences = len(prompts) * sampling.n
-    blocks_per_sequence = -(-(max(map(len, prompts)) + sampling.max_new_tokens) // block_size)
+    if sequences > max_num_seqs:
+        return (
+            f"a rollout engine runs at most {max_num_seqs} sequences at once but was given {sequences}: they "
+            "are generated in waves; add rollout.num_engines"
+        )
+    needed = sampling.n * sum(-(-(len(prompt) + sampling.max_new_tokens) // block_size) for prompt in prompts)
     usable = num_blocks - 1  # vLLM keeps one block aside
-    if sequences * blocks_per_sequence <= usable:
+    if needed <= usable:
         return None
     return (
         f"the rollout engine's KV cache holds {usable} blocks of {block_size} tokens but {sequences} sequences "
-        f"need {sequences * blocks_per_sequence}: they are generated in waves; raise rollout.cpu_kv_cache_bytes "
-        "(CPU) or rollout.gpu_memory_utilization (GPU)"
+        f"need {needed}: they are generated in waves; raise rollout.cpu_kv_cache_bytes (CPU) or "
+        "rollout.gpu_memory_utilization (GPU)"
     )
 
 
@@ -198,16 +206,30 @@ class HFEngine:
         self.pad_token_id = tokenizer.pad_token_id
         self.eos_token_id = tokenizer.eos_token_id
         self.device = device
+        self.batch_size = rollout.hf_batch_size
 
     def generate(
         self, prompts: Sequence[Sequence[int]], sampling: SamplingSpec, seeds: Sequence[int | None]
     ) -> list[list[Sample]]:
-        """Every sample of every prompt decoded in one batch; sample ``j`` of a prompt seeded ``s`` draws
-        from a generator seeded ``s * n + j``, so it does not depend on the rest of the batch."""
+        """The prompts' samples decoded in batches of up to ``rollout.hf_batch_size``; sample ``j`` of a
+        prompt seeded ``s`` draws from a generator seeded ``s + j``, as in vLLM, so it does not depend on
+        the rest of the batch."""
+        per_batch = max(1, self.batch_size // sampling.n)
+        return [
+            samples
+            for start in range(0, len(prompts), per_batch)
+            for samples in self._generate_batch(
+                prompts[start : start + per_batch], sampling, seeds[start : start + per_batch]
+            )
+        ]
+
+    def _generate_batch(
+        self, prompts: Sequence[Sequence[int]], sampling: SamplingSpec, seeds: Sequence[int | None]
+    ) -> list[list[Sample]]:
         decoded = decode(
             self.model,
             [prompt for prompt in prompts for _ in range(sampling.n)],
-            [_generator(seed, sampling.n, j) for seed in seeds for j in range(sampling.n)],
+            [_generator(None if seed is None else seed + j) for seed in seeds for j in range(sampling.n)],
             max_new_tokens=sampling.max_new_tokens,
             temperature=sampling.temperature,
             top_p=sampling.top_p,

@@ -255,5 +255,5 @@ def _kl_controller(cfg: Config):
 
 
 def _sampling_seed(cfg: Config, step: int) -> int:
-    """Distinct for every (seed, step); prompt ``i`` of the step samples with this plus ``i``."""
-    return cfg.seed * 1_000_000_007 + step * cfg.data.prompts_per_step
+    """Distinct for every (seed, step), and a step's seeds (one per sample) do not overlap the next's."""
+    return cfg.seed * 1_000_000_007 + step * cfg.samples_per_step()

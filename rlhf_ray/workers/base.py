@@ -22,8 +22,6 @@ from rlhf_ray.engines.deepspeed_engine import InferenceEngine, TrainingEngine
 from rlhf_ray.workers.training_loop import LossFn, train_on_batch
 
 PROCESS_GROUP_TIMEOUT_S = 1800.0
-# A process hosting a vLLM CPU engine finds torch.set_num_threads replaced by a no-op; keep the real one.
-_set_torch_threads = torch.set_num_threads
 ModelForward = Callable[[torch.nn.Module, SequenceBatch], torch.Tensor]
 
 
@@ -49,7 +47,8 @@ class RoleWorker:
         """``ranks_on_node`` ranks compute at once on this node in the coming phase: take an equal share
         of its cores. Only on CPU with ``resources.threads_per_actor`` unset; else the threads stay."""
         if self.cfg.resources.threads_per_actor is None and self.device_profile.kind == "cpu":
-            _set_torch_threads(max(1, available_cores() // ranks_on_node))
+            # torch._C's own: vLLM replaces torch.set_num_threads with a no-op in a process hosting its engine.
+            torch._C.set_num_threads(max(1, available_cores() // ranks_on_node))
 
     def init_process_group(self, master_addr: str, master_port: int) -> None:
         init_process_group(
@@ -64,8 +63,13 @@ class RoleWorker:
 
 
 def available_cores() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """The cores this process may run on: its CPU affinity, capped by a cgroup (container) CPU quota."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+    except (OSError, ValueError):
+        return cores
+    return cores if quota == "max" else max(1, min(cores, int(quota) // int(period)))
 
 
 class ModelRoleWorker(RoleWorker):

@@ -53,7 +53,7 @@ class RolloutGroup:
     ) -> list[list[Sample]]:
         """``sampling.n`` samples per prompt, in prompt order, from engines holding ``policy_version``
         (refused otherwise). Prompts go out in small chunks to whichever engine is free, so no engine
-        idles while another has a queue. Prompt ``i`` is seeded with ``sampling.seed + i``, so results
+        idles while another has a queue. Prompt ``i`` is seeded with ``sampling.seed + i * n``, so results
         do not depend on which engine served it."""
         if policy_version != self.version:
             raise StaleWeightsError(
@@ -72,7 +72,7 @@ class RolloutGroup:
         def dispatch(engine_index: int) -> None:
             start = pending.pop(0)
             stop = min(start + chunk, len(prompts))
-            seeds = [None if sampling.seed is None else sampling.seed + i for i in range(start, stop)]
+            seeds = [None if sampling.seed is None else sampling.seed + i * sampling.n for i in range(start, stop)]
             ref = self.engines[engine_index].generate.remote(prompts[start:stop], sampling, seeds, self.version)
             running[ref] = (start, engine_index)
 

@@ -1,5 +1,5 @@
-"""The batched decoder's sampling: which tokens top-k and top-p keep, and Gumbel-max drawing from the
-softmax of what is kept."""
+"""The batched decoder's sampling: which tokens top-k and top-p keep, and drawing from the softmax of
+what is kept."""
 
 import math
 
@@ -36,6 +36,15 @@ def test_sampling_draws_from_the_softmax():
     tokens = _sample(LOGITS.expand(rows, -1), generators, temperature=1.0, top_p=1.0, top_k=0)
     frequencies = torch.bincount(tokens, minlength=4).float() / rows
     assert torch.allclose(frequencies, torch.tensor(PROBS), atol=0.015), frequencies
+
+
+def test_a_token_top_k_removes_is_never_drawn():
+    rows = 4000
+    generators = [torch.Generator().manual_seed(seed) for seed in range(rows)]
+    tokens = _sample(LOGITS.expand(rows, -1), generators, temperature=1.0, top_p=1.0, top_k=2)
+    frequencies = torch.bincount(tokens, minlength=4).float() / rows
+    assert frequencies[2:].sum() == 0
+    assert abs(frequencies[0].item() - 0.5 / 0.8) < 0.03
 
 
 def test_temperature_sharpens_and_zero_is_greedy():

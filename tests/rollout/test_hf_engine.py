@@ -67,6 +67,18 @@ def test_a_prompts_samples_do_not_depend_on_the_rest_of_the_batch(engine):
     assert [s.token_ids for s in batched[0]] != [s.token_ids for s in batched[1]]
 
 
+def test_a_call_larger_than_the_batch_size_gives_the_same_samples(engine):
+    def tokens():
+        return [[s.token_ids for s in p] for p in engine.generate(PROMPTS, sampling(0), seeds=[30, 33, 36])]
+
+    whole, batch_size = tokens(), engine.batch_size
+    engine.batch_size = 4  # one prompt's 3 samples per batch
+    try:
+        assert tokens() == whole
+    finally:
+        engine.batch_size = batch_size
+
+
 def test_greedy_and_new_weights(engine, tiny_paths):
     greedy = sampling(None, n=1, temperature=0.0)
     before = [p[0].token_ids for p in engine.generate(PROMPTS, greedy, seeds=[None] * 3)]
