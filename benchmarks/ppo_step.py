@@ -25,8 +25,7 @@ from rlhf_ray.config import validate_config  # noqa: E402
 from rlhf_ray.config.loading import apply_override  # noqa: E402
 from rlhf_ray.data.records import token_ids  # noqa: E402
 from rlhf_ray.data.synthetic import synthetic_prompts  # noqa: E402
-from rlhf_ray.models import load_tokenizer  # noqa: E402
-from rlhf_ray.models.tiny import TinyModelSpec, build_tiny_models  # noqa: E402
+from rlhf_ray.models.tokenizer import build_tokenizer  # noqa: E402
 from rlhf_ray.trainers.ppo import train  # noqa: E402
 
 PROMPT_TOKENS = range(8, 17)
@@ -49,7 +48,7 @@ PHASES = [
 
 def write_prompts(workdir: str) -> str:
     """The synthetic prompts of 8-16 tokens (no chat template), as a JSONL file."""
-    tokenizer = load_tokenizer(build_tiny_models(TinyModelSpec(**MODEL), f"{workdir}/tokenizer").policy, "left")
+    tokenizer = build_tokenizer(MODEL["vocab_size"], MODEL["seed"])  # the one the tiny build writes
     path = f"{workdir}/prompts.jsonl"
     with open(path, "w") as out:
         for text in synthetic_prompts(seed=0):

@@ -61,9 +61,10 @@ def decode(
         next_tokens = _sample(logits, generators, temperature, top_p, top_k).masked_fill(done, pad_token_id)
         tokens[:, step] = next_tokens
         logprobs[:, step] = torch.log_softmax(logits, -1).gather(-1, next_tokens[:, None]).squeeze(-1)
-        for row in torch.nonzero(~done & torch.isin(next_tokens, stop_tensor)).flatten().tolist():
+        ended = ~done & torch.isin(next_tokens, stop_tensor)
+        for row in torch.nonzero(ended).flatten().tolist():
             lengths[row], stopped[row] = step + 1, True
-        done |= torch.isin(next_tokens, stop_tensor)
+        done |= ended
         if done.all() or step + 1 == max_new_tokens:
             break
         mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype, device=device)], dim=1)

@@ -134,10 +134,12 @@ class VLLMEngine:
         return [[_vllm_sample(completion, sampling.logprobs) for completion in output.outputs] for output in outputs]
 
     def _check_kv_cache(self, prompts: Sequence[Sequence[int]], sampling: SamplingSpec) -> None:
+        if self._warned_kv_cache:
+            return
         config = self.llm.llm_engine.vllm_config
         cache, max_num_seqs = config.cache_config, config.scheduler_config.max_num_seqs
         shortfall = kv_cache_shortfall(prompts, sampling, cache.block_size, cache.num_gpu_blocks, max_num_seqs)
-        if shortfall is not None and not self._warned_kv_cache:
+        if shortfall is not None:
             self._warned_kv_cache = True
             log.warning(shortfall)
 

@@ -124,8 +124,7 @@ class PPOIteration:
         batch = self.score(batch, timer)
         with timer.phase("advantages"):
             batch, metrics = compute_advantages(batch, cfg.algorithm, self.kl.value, cfg.rollout.samples_per_prompt)
-        trained = roles.trained()
-        share_cores(trained.values())
+        share_cores(roles.trained().values())
         updates = {"policy_update": roles.policy.submit("update", batch, even=True, kl_coef=self.kl.value)}
         if roles.critic is not None:
             updates["critic_update"] = roles.critic.submit("update", batch, even=True)
