@@ -20,9 +20,16 @@ from rlhf_ray.algorithms.masked import (
     masked_var,
     masked_whiten,
 )
-from rlhf_ray.algorithms.policy_loss import LOSS_AGGREGATIONS, PolicyLossStats, aggregate_loss, ppo_policy_loss
+from rlhf_ray.algorithms.policy_loss import (
+    LOSS_AGGREGATIONS,
+    PolicyLossStats,
+    aggregate_loss,
+    aggregation_units,
+    ppo_policy_loss,
+)
 from rlhf_ray.algorithms.preference import DPO_LOSS_TYPES, bradley_terry_loss, dpo_loss
-from rlhf_ray.algorithms.rewards import kl_shaped_rewards
+from rlhf_ray.algorithms.rewards import kl_penalty_rewards
+from rlhf_ray.algorithms.rollout_correction import ROLLOUT_CORRECTION_MODES, ImportanceWeights, importance_weights
 from rlhf_ray.algorithms.value_loss import clipped_value_loss
 
 __all__ = [
@@ -35,16 +42,20 @@ __all__ = [
     "AdvantageInput",
     "AdvantageOutput",
     "FixedKLController",
+    "ImportanceWeights",
     "PolicyLossStats",
+    "ROLLOUT_CORRECTION_MODES",
     "aggregate_loss",
+    "aggregation_units",
     "bradley_terry_loss",
     "clipped_value_loss",
     "discounted_returns",
     "dpo_loss",
     "entropy_from_logits",
     "get_advantage_estimator",
+    "importance_weights",
     "kl_estimate",
-    "kl_shaped_rewards",
+    "kl_penalty_rewards",
     "last_token_mask",
     "logprob_mismatch",
     "logprobs_from_logits",

@@ -19,13 +19,14 @@ from rlhf_ray.algorithms.masked import last_token_mask, masked_whiten
 class AdvantageInput:
     """What an estimator may use. Per-token tensors are [B, T]; samples of one prompt are contiguous rows.
 
-    token_rewards: the KL-shaped rewards of kl_shaped_rewards, or just each score on its last valid token.
+    kl_rewards: the KL part of each token's reward, -kl_coef * kl (see kl_shaped_rewards), or zeros
+        when the KL is not in the reward.
     values: critic values, needed only by "gae".
     eps: guards the divisions by a standard deviation (GRPO and the batch whitening).
     """
 
     scores: torch.Tensor
-    token_rewards: torch.Tensor
+    kl_rewards: torch.Tensor
     mask: torch.Tensor
     values: torch.Tensor | None
     samples_per_prompt: int
@@ -34,10 +35,15 @@ class AdvantageInput:
     eps: float = 1e-6
 
     def __post_init__(self):
-        require_same_shape(token_rewards=self.token_rewards, mask=self.mask)
+        require_same_shape(kl_rewards=self.kl_rewards, mask=self.mask)
         if self.values is not None:
             require_same_shape(values=self.values, mask=self.mask)
         require_scores_per_row(self.scores, self.mask)
+
+    def token_rewards(self, scores: torch.Tensor | None = None) -> torch.Tensor:
+        """The KL rewards plus each row's score (``scores``, or the input's) on its last valid token."""
+        scores = self.scores if scores is None else scores
+        return self.kl_rewards + torch.where(last_token_mask(self.mask), scores.unsqueeze(-1), 0.0)
 
 
 @dataclass(frozen=True)
@@ -85,11 +91,12 @@ def gae(inp: AdvantageInput) -> AdvantageOutput:
     if inp.values is None:
         raise ValueError("advantage estimator 'gae' needs critic values; pass values or pick a critic-free estimator")
     valid = inp.mask.bool()
-    advantages = torch.zeros_like(inp.token_rewards)
+    token_rewards = inp.token_rewards()
+    advantages = torch.zeros_like(token_rewards)
     next_value = torch.zeros_like(inp.values[:, 0])
     next_advantage = torch.zeros_like(next_value)
-    for t in reversed(range(inp.token_rewards.shape[1])):
-        delta = inp.token_rewards[:, t] + inp.gamma * next_value - inp.values[:, t]
+    for t in reversed(range(token_rewards.shape[1])):
+        delta = token_rewards[:, t] + inp.gamma * next_value - inp.values[:, t]
         advantage_t = delta + inp.gamma * inp.lam * next_advantage
         next_value = torch.where(valid[:, t], inp.values[:, t], next_value)
         next_advantage = torch.where(valid[:, t], advantage_t, next_advantage)
@@ -115,9 +122,11 @@ def _scores_by_group(inp: AdvantageInput, estimator: str) -> torch.Tensor:
     return inp.scores.reshape(-1, n)
 
 
-def _on_valid_tokens(per_row: torch.Tensor, mask: torch.Tensor) -> AdvantageOutput:
-    """Broadcast one advantage per row to its valid tokens; it is also the return."""
-    advantages = torch.where(mask.bool(), per_row.reshape(-1, 1), 0.0)
+def _group_advantages(per_row: torch.Tensor, inp: AdvantageInput) -> AdvantageOutput:
+    """One advantage per row on its valid tokens, plus each token's return-to-go of the KL rewards (the
+    KL in the reward, as OpenRLHF and verl take it with group baselines); it is also the return."""
+    on_tokens = torch.where(inp.mask.bool(), per_row.reshape(-1, 1), 0.0)
+    advantages = on_tokens + discounted_returns(inp.kl_rewards, inp.mask, inp.gamma)
     return AdvantageOutput(advantages=advantages, returns=advantages)
 
 
@@ -126,14 +135,14 @@ def grpo(inp: AdvantageInput) -> AdvantageOutput:
     """GRPO (Shao et al. 2024): the score standardised within its prompt's group."""
     groups = _scores_by_group(inp, "grpo")
     normalized = (groups - groups.mean(-1, keepdim=True)) / (groups.std(-1, keepdim=True) + inp.eps)
-    return _on_valid_tokens(normalized, inp.mask)
+    return _group_advantages(normalized, inp)
 
 
 @register_advantage_estimator("dr_grpo")
 def dr_grpo(inp: AdvantageInput) -> AdvantageOutput:
     """Dr. GRPO (Liu et al. 2025): the score minus its group's mean, without dividing by the std."""
     groups = _scores_by_group(inp, "dr_grpo")
-    return _on_valid_tokens(groups - groups.mean(-1, keepdim=True), inp.mask)
+    return _group_advantages(groups - groups.mean(-1, keepdim=True), inp)
 
 
 @register_advantage_estimator("rloo")
@@ -142,7 +151,7 @@ def rloo(inp: AdvantageInput) -> AdvantageOutput:
     groups = _scores_by_group(inp, "rloo")
     n = inp.samples_per_prompt
     mean_of_others = (groups.sum(-1, keepdim=True) - groups) / (n - 1)
-    return _on_valid_tokens(groups - mean_of_others, inp.mask)
+    return _group_advantages(groups - mean_of_others, inp)
 
 
 @register_advantage_estimator("reinforce++")
@@ -151,21 +160,17 @@ def reinforce_plus_plus(inp: AdvantageInput) -> AdvantageOutput:
 
     returns holds the return-to-go before whitening.
     """
-    returns = discounted_returns(inp.token_rewards, inp.mask, inp.gamma)
+    returns = discounted_returns(inp.token_rewards(), inp.mask, inp.gamma)
     return AdvantageOutput(advantages=masked_whiten(returns, inp.mask, eps=inp.eps), returns=returns)
 
 
 @register_advantage_estimator("reinforce++_baseline")
 def reinforce_plus_plus_baseline(inp: AdvantageInput) -> AdvantageOutput:
     """REINFORCE++ with a group baseline: like "reinforce++", but each row's score is first centred on its
-    group's mean.
-
-    token_rewards carries the score on the last valid token, so subtracting the group mean there turns
-    (KL part + score) into (KL part + score - group mean) without touching the KL part. The return-to-go
-    of that is whitened over the batch; returns holds it before whitening.
+    group's mean. The return-to-go of (KL rewards + centred score on the last token) is whitened over the
+    batch; returns holds it before whitening.
     """
     groups = _scores_by_group(inp, "reinforce++_baseline")
-    group_mean_per_row = groups.mean(-1, keepdim=True).expand_as(groups).reshape(-1, 1)
-    centred_rewards = inp.token_rewards - torch.where(last_token_mask(inp.mask), group_mean_per_row, 0.0)
-    returns = discounted_returns(centred_rewards, inp.mask, inp.gamma)
+    centred_scores = (groups - groups.mean(-1, keepdim=True)).reshape(-1)
+    returns = discounted_returns(inp.token_rewards(centred_scores), inp.mask, inp.gamma)
     return AdvantageOutput(advantages=masked_whiten(returns, inp.mask, eps=inp.eps), returns=returns)

@@ -1,10 +1,12 @@
-"""From a scored batch to advantages, as the config asks: KL shaping, the estimator, whitening."""
+"""From a scored batch to advantages, as the config asks: KL shaping, the estimator, whitening, and the
+rollout correction's importance weights."""
 
 from __future__ import annotations
 
 from rlhf_ray.algorithms.advantages import AdvantageInput, get_advantage_estimator
-from rlhf_ray.algorithms.masked import masked_sum, masked_whiten
-from rlhf_ray.algorithms.rewards import kl_shaped_rewards
+from rlhf_ray.algorithms.masked import masked_mean, masked_sum, masked_whiten
+from rlhf_ray.algorithms.rewards import kl_penalty_rewards
+from rlhf_ray.algorithms.rollout_correction import importance_weights
 from rlhf_ray.config.schema import AlgorithmConfig
 from rlhf_ray.data import SequenceBatch
 
@@ -12,33 +14,47 @@ from rlhf_ray.data import SequenceBatch
 def compute_advantages(
     batch: SequenceBatch, algo: AlgorithmConfig, kl_coef: float, samples_per_prompt: int
 ) -> tuple[SequenceBatch, dict[str, float]]:
-    """Needs ``scores`` and ``old_logprobs`` (``ref_logprobs`` when there is a KL, ``values`` for GAE);
-    sets ``token_rewards``, ``advantages`` and ``returns``. The KL is in the reward only when
-    ``algo.kl.placement`` is ``reward``; its per-sequence mean is reported either way."""
+    """Needs ``scores`` and ``old_logprobs`` (``ref_logprobs`` when there is a KL, ``values`` for GAE,
+    ``rollout_logprobs`` for a rollout correction); sets ``token_rewards``, ``advantages``, ``returns``
+    and, with a rollout correction, ``is_weights``. The KL is in the reward only when
+    ``algo.kl.placement`` is ``reward``; it is reported either way, per sequence (``train/kl``, the sum
+    over a response's tokens) and per token (``train/kl_per_token``, the mean over valid tokens)."""
     mask = batch.response_mask
     ref_logprobs = batch.ref_logprobs if batch.ref_logprobs is not None else batch.old_logprobs
     reward_kl_coef = kl_coef if algo.kl.placement == "reward" else 0.0
-    token_rewards, kl = kl_shaped_rewards(
-        batch.scores, batch.old_logprobs, ref_logprobs, mask, reward_kl_coef, algo.kl.estimator
+    kl_rewards, kl = kl_penalty_rewards(batch.old_logprobs, ref_logprobs, mask, reward_kl_coef, algo.kl.estimator)
+    inp = AdvantageInput(
+        scores=batch.scores,
+        kl_rewards=kl_rewards,
+        mask=mask,
+        values=batch.values,
+        samples_per_prompt=samples_per_prompt,
+        gamma=algo.gamma,
+        lam=algo.lam,
     )
-    estimate = get_advantage_estimator(algo.advantage_estimator)(
-        AdvantageInput(
-            scores=batch.scores,
-            token_rewards=token_rewards,
-            mask=mask,
-            values=batch.values,
-            samples_per_prompt=samples_per_prompt,
-            gamma=algo.gamma,
-            lam=algo.lam,
-        )
-    )
+    estimate = get_advantage_estimator(algo.advantage_estimator)(inp)
     advantages = estimate.advantages
     if algo.advantage_estimator == "gae" and algo.whiten_advantages:
         advantages = masked_whiten(advantages, mask)
-    sequence_kl = masked_sum(kl, mask, dim=-1)
     metrics = {
-        "train/kl": float(sequence_kl.mean()),
+        "train/kl": float(masked_sum(kl, mask, dim=-1).mean()),
+        "train/kl_per_token": float(masked_mean(kl, mask)),
         "train/advantage_mean": float(advantages[mask.bool()].mean()) if mask.any() else 0.0,
         "train/return_mean": float(estimate.returns[mask.bool()].mean()) if mask.any() else 0.0,
     }
-    return batch.with_fields(token_rewards=token_rewards, advantages=advantages, returns=estimate.returns), metrics
+    batch = batch.with_fields(token_rewards=inp.token_rewards(), advantages=advantages, returns=estimate.returns)
+    correction = algo.rollout_correction
+    if correction.mode != "none":
+        weights = importance_weights(
+            batch.old_logprobs,
+            batch.rollout_logprobs,
+            mask,
+            correction.mode,
+            correction.level,
+            correction.tis_cap,
+            correction.mis_low,
+            correction.mis_high,
+        )
+        batch = batch.with_fields(is_weights=weights.weights)
+        metrics.update(weights.metrics)
+    return batch, metrics

@@ -150,6 +150,53 @@ def _check_algorithm(cfg: Config) -> list[ConfigIssue]:
         issues.append(ConfigIssue("algorithm.kl.target", "is required by the adaptive KL controller"))
     if algo.kl.controller == "adaptive" and algo.kl.coef == 0:
         issues.append(ConfigIssue("algorithm.kl.coef", "must be > 0 for the adaptive KL controller to adapt"))
+    if algo.kl.placement == "loss" and algo.kl.estimator == "k1" and algo.kl.coef > 0:
+        issues.append(
+            ConfigIssue(
+                "algorithm.kl.estimator",
+                "'k1' as a loss term has zero expected gradient and does not restrain the policy: use 'k2' or "
+                "'k3' with placement 'loss', or placement 'reward' with 'k1'",
+            )
+        )
+    if algo.old_logprobs == "rollout" and cfg.rollout.truncates:
+        issues.append(
+            ConfigIssue(
+                "algorithm.old_logprobs",
+                "'rollout' starts the PPO ratio from the engines' log-probs, which top-k / top-p truncation "
+                "raises above the policy's: use 'recompute' (with algorithm.rollout_correction), or "
+                "rollout.top_p 1 and rollout.top_k -1",
+            )
+        )
+    return issues + _check_rollout_correction(cfg)
+
+
+def _check_rollout_correction(cfg: Config) -> list[ConfigIssue]:
+    correction = cfg.algorithm.rollout_correction
+    if correction.mode == "none":
+        return []
+    issues = []
+    if cfg.algorithm.old_logprobs == "rollout":
+        issues.append(
+            ConfigIssue(
+                "algorithm.rollout_correction.mode",
+                f"'{correction.mode}' weighs pi_old / pi_rollout and needs recomputed old log-probs: set "
+                "algorithm.old_logprobs to 'recompute'",
+            )
+        )
+    if not cfg.rollout.return_logprobs:
+        issues.append(
+            ConfigIssue(
+                "algorithm.rollout_correction.mode",
+                f"'{correction.mode}' needs the engines' log-probs: set rollout.return_logprobs to true",
+            )
+        )
+    if correction.mode == "mis" and correction.mis_low >= correction.mis_high:
+        issues.append(
+            ConfigIssue(
+                "algorithm.rollout_correction.mis_low",
+                f"{correction.mis_low:g} must be below mis_high ({correction.mis_high:g})",
+            )
+        )
     return issues
 
 

@@ -142,11 +142,15 @@ class RolloutConfig(Section):
     samples_per_prompt: PositiveInt = 1
     """Responses sampled per prompt (the group size of GRPO, RLOO, REINFORCE++-baseline)."""
     temperature: NonNegativeFloat = 1.0
-    """Sampling temperature; 0 is greedy."""
+    """Sampling temperature; 0 is greedy. The policy the trainer optimises is the one sampled from:
+    every forward that scores sampled tokens (policy, reference, entropy, KL) divides the response
+    logits by it, and the engines return the log-probs of the tempered distribution."""
     top_p: Probability = 1.0
-    """Nucleus sampling mass."""
+    """Nucleus sampling mass. The engines' log-probs are those of the truncated distribution they
+    sample from; the trainer scores the whole tempered one, so truncation shows up as
+    ``rollout/logprob_mismatch_*`` (correct it with ``algorithm.rollout_correction``)."""
     top_k: Annotated[int, Field(ge=-1)] = -1
-    """Top-k sampling; -1 disables it."""
+    """Top-k sampling; -1 disables it. Truncates like ``top_p``."""
     max_new_tokens: PositiveInt = 256
     """Longest response; longer ones are truncated (finish reason ``length``)."""
     stop_token_ids: list[int] = Field(default_factory=list)
@@ -158,7 +162,8 @@ class RolloutConfig(Section):
     enable_prefix_caching: bool = True
     """Reuse KV cache across samples of one prompt."""
     return_logprobs: bool = True
-    """Return per-token sampling log-probs, for the policy/engine mismatch metric."""
+    """Return per-token sampling log-probs (of the tempered, truncated distribution), for the
+    policy/engine mismatch metric and ``algorithm.rollout_correction``."""
     enforce_eager: bool = False
     """Run vLLM without CUDA graphs or compilation: starts faster, decodes slower (True on CPU)."""
     weight_sync: Literal["broadcast", "object_store", "in_process"] = "broadcast"
@@ -167,6 +172,16 @@ class RolloutConfig(Section):
     ``num_engines`` to the policy's ranks) and takes the weights without leaving the process."""
     sync_bucket_bytes: PositiveInt = 128 * 1024**2
     """Size of one broadcast bucket of weights."""
+
+    @property
+    def scoring_temperature(self) -> float:
+        """What the trainer divides response logits by: the sampling temperature, or 1 when greedy."""
+        return self.temperature if self.temperature > 0 else 1.0
+
+    @property
+    def truncates(self) -> bool:
+        """Whether top-k or top-p cut the distribution the engines sample from."""
+        return self.top_p < 1.0 or self.top_k > 0
 
 
 # ------------------------------------------------------------------------------------ algorithm
@@ -178,15 +193,40 @@ class KLConfig(Section):
     coef: NonNegativeFloat = 0.01
     """KL coefficient (initial value when adaptive); 0 removes the reference role."""
     estimator: Literal["k1", "k2", "k3"] = "k1"
-    """Per-token KL estimator (Schulman's k1, k2, k3)."""
+    """Per-token KL estimator (Schulman's k1, k2, k3). As a loss term k1 has zero expected gradient,
+    so ``placement: loss`` takes k2 or k3."""
     placement: Literal["reward", "loss"] = "reward"
-    """Subtract the KL from the per-token reward (InstructGPT) or add it to the policy loss (GRPO)."""
+    """Subtract the KL from the per-token reward (InstructGPT), or add it to the policy loss (GRPO).
+    In the reward, every advantage estimator takes it: GAE and REINFORCE++ through the token rewards;
+    ``grpo``, ``dr_grpo`` and ``rloo`` add each token's return-to-go of the KL penalty to the
+    group advantage of its sequence."""
     controller: Literal["fixed", "adaptive"] = "fixed"
     """Keep the coefficient fixed, or adapt it towards ``target`` (Ziegler et al. 2019)."""
     target: Annotated[float, Field(gt=0.0)] | None = None
-    """Target KL per sequence for the adaptive controller."""
+    """Target KL of the adaptive controller, per sequence: the sum over a response's tokens, as
+    logged in ``train/kl`` (not the per-token ``train/kl_per_token``)."""
     horizon: PositiveInt = 10000
     """Adaptive controller horizon, in samples."""
+
+
+class RolloutCorrectionConfig(Section):
+    """Correction for rollouts sampled by a policy other than the trainer's: the engines compute other
+    probabilities for the same weights (bf16 engines, other kernels, top-k / top-p truncation).
+    The importance ratio is pi_old / pi_rollout, from the recomputed old log-probs and the engines'."""
+
+    mode: Literal["none", "tis", "mis"] = "none"
+    """``tis``: truncated importance sampling, the policy loss of each token weighted by
+    min(ratio, ``tis_cap``); ``mis``: masked importance sampling, tokens whose ratio leaves
+    [``mis_low``, ``mis_high``] get weight 0; ``none``: no correction."""
+    level: Literal["token", "sequence"] = "token"
+    """``token``: each token's own ratio; ``sequence``: the product of a response's token ratios,
+    one weight (or one mask) for all its tokens."""
+    tis_cap: Annotated[float, Field(gt=0.0)] = 2.0
+    """Upper cap of the truncated importance weight."""
+    mis_low: NonNegativeFloat = 0.5
+    """Lowest ratio ``mis`` keeps."""
+    mis_high: Annotated[float, Field(gt=0.0)] = 2.0
+    """Highest ratio ``mis`` keeps."""
 
 
 class AlgorithmConfig(Section):
@@ -213,13 +253,20 @@ class AlgorithmConfig(Section):
     loss_aggregation: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum", "seq_mean_token_sum_norm"] = (
         "token_mean"
     )
-    """How per-token losses are reduced (``seq_mean_token_sum_norm`` is Dr. GRPO's)."""
+    """How per-token losses are reduced over the tokens of a whole optimizer step (every micro-batch,
+    every data-parallel rank): ``token_mean`` averages its valid tokens; the ``seq_mean_*`` modes average
+    its responses, each the mean or sum of its tokens; ``seq_mean_token_sum_norm`` (Dr. GRPO's)
+    divides each response's sum by the constant ``rollout.max_new_tokens``."""
     whiten_advantages: bool = True
     """Normalise GAE advantages over the batch (the critic-free estimators normalise their own way)."""
     old_logprobs: Literal["recompute", "rollout"] = "recompute"
     """The log-probs the PPO ratio starts from: ``recompute`` them with the policy (and log the
     engine/policy mismatch), or take the engines' sampling log-probs (``rollout``: one policy forward
-    less per iteration; sound when engine and policy compute in the same precision, e.g. fp32)."""
+    less per iteration; sound when engine and policy compute in the same precision, e.g. fp32, and
+    sample without top-k / top-p truncation)."""
+    rollout_correction: RolloutCorrectionConfig = Field(default_factory=RolloutCorrectionConfig)
+    """Importance correction of the policy loss for the engines' sampling distribution (needs
+    ``old_logprobs: recompute``)."""
 
 
 class RewardConfig(Section):

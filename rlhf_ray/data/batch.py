@@ -21,6 +21,7 @@ PER_TOKEN_FIELDS = (
     "advantages",
     "returns",
     "token_rewards",
+    "is_weights",
 )
 
 
@@ -46,6 +47,8 @@ class SequenceBatch:
     """[B, R] value targets."""
     token_rewards: torch.Tensor | None = None
     """[B, R] per-token rewards (score on the last token, minus the KL penalty when in the reward)."""
+    is_weights: torch.Tensor | None = None
+    """[B, R] importance weights of the policy loss from ``algorithm.rollout_correction`` (None: none)."""
     scores: torch.Tensor | None = None
     """[B] one reward per sequence."""
     texts: dict[str, list[str]] = field(default_factory=dict)

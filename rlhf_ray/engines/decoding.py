@@ -17,7 +17,8 @@ class Decoded:
     tokens: torch.Tensor
     """[B, T] sampled token ids; positions after a row's stop token hold the pad id."""
     logprobs: torch.Tensor
-    """[B, T] log-prob of each sampled token under the raw (untempered) distribution."""
+    """[B, T] log-prob of each sampled token under the distribution it was drawn from (tempered, cut by
+    top-k / top-p); at temperature 0, under the untempered softmax."""
     lengths: list[int]
     """Tokens per row, its stop token included."""
     stopped: list[bool]
@@ -57,8 +58,8 @@ def decode(
     done = torch.zeros(rows, dtype=torch.bool, device=device)
     stop_tensor = torch.tensor(sorted(stop_ids), device=device)
     for step in range(max_new_tokens):
-        logits = out.logits[:, -1].float()
-        next_tokens = _sample(logits, generators, temperature, top_p, top_k).masked_fill(done, pad_token_id)
+        logits = _sampling_logits(out.logits[:, -1].float(), temperature, top_p, top_k)
+        next_tokens = _sample(logits, generators, temperature).masked_fill(done, pad_token_id)
         tokens[:, step] = next_tokens
         logprobs[:, step] = torch.log_softmax(logits, -1).gather(-1, next_tokens[:, None]).squeeze(-1)
         ended = ~done & torch.isin(next_tokens, stop_tensor)
@@ -79,15 +80,21 @@ def decode(
     return Decoded(tokens.cpu(), logprobs.cpu(), lengths, stopped)
 
 
-def _sample(
-    logits: torch.Tensor, generators: Sequence[torch.Generator], temperature: float, top_p: float, top_k: int
-) -> torch.Tensor:
-    """One token per row: greedy at temperature 0, else drawn from the softmax of the tempered logits
-    that top-k and top-p keep, by inverting its cumulative distribution at one uniform number per row
-    (so a row's generator advances by one draw per token, whatever the vocabulary)."""
+def _sampling_logits(logits: torch.Tensor, temperature: float, top_p: float, top_k: int) -> torch.Tensor:
+    """The logits of the distribution a row samples from: divided by ``temperature`` with -inf outside
+    what top-k and top-p keep; at temperature 0 (greedy) the logits as they are."""
+    if temperature == 0:
+        return logits
+    return _keep_top_k_top_p(logits / temperature, top_k, top_p)
+
+
+def _sample(logits: torch.Tensor, generators: Sequence[torch.Generator], temperature: float) -> torch.Tensor:
+    """One token per row of ``_sampling_logits``: greedy at temperature 0, else drawn from their softmax
+    by inverting its cumulative distribution at one uniform number per row (so a row's generator
+    advances by one draw per token, whatever the vocabulary)."""
     if temperature == 0:
         return logits.argmax(-1)
-    probs = _keep_top_k_top_p(logits / temperature, top_k, top_p).softmax(-1)
+    probs = logits.softmax(-1)
     cumulative = probs.cumsum(-1)
     uniform = torch.stack([torch.rand((), generator=g) for g in generators]).to(logits.device)
     # side="right" never lands on a token of probability 0 (its cumulative value equals the previous one).

@@ -5,7 +5,8 @@ device, or with one worker process per tensor-parallel rank. ``HFEngine`` decode
 batch with a transformers model (``decoding.py``): for models or machines vLLM does not serve, and for
 models so small that vLLM's per-step bookkeeping outweighs their compute. Both return, per prompt,
 ``n`` samples with their token ids, why they ended, and optionally the log-prob of each sampled token
-under the engine's (raw, untempered) distribution. Both take new weights from the policy's broadcast
+under the distribution it was drawn from: the logits divided by the temperature, cut by top-k / top-p
+and renormalised (at temperature 0, the untempered softmax). Both take new weights from the policy's broadcast
 (each process holding the model joins the sync group) or as a state dict.
 """
 
@@ -104,6 +105,8 @@ class VLLMEngine:
             max_model_len=max_model_len,
             enable_prefix_caching=rollout.enable_prefix_caching,
             enforce_eager=rollout.enforce_eager,
+            # The log-probs of the distribution sampled from: after temperature and top-k / top-p.
+            logprobs_mode="processed_logprobs",
             **memory,
         )
         self._warned_kv_cache = False

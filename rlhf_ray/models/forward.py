@@ -31,10 +31,12 @@ def _model_inputs(batch: SequenceBatch) -> dict:
     }
 
 
-def _response_logits(model: torch.nn.Module, batch: SequenceBatch) -> torch.Tensor:
-    """[B, R, V] logits predicting each response token (the LM head runs on those positions only)."""
+def _response_logits(model: torch.nn.Module, batch: SequenceBatch, temperature: float) -> torch.Tensor:
+    """[B, R, V] logits predicting each response token (the LM head runs on those positions only),
+    divided by the sampling ``temperature``: the distribution the responses were drawn from."""
     keep = batch.response_length + 1
-    return model(**_model_inputs(batch), logits_to_keep=keep).logits[:, :-1]
+    logits = model(**_model_inputs(batch), logits_to_keep=keep).logits[:, :-1]
+    return logits if temperature == 1.0 else logits.float() / temperature
 
 
 def _logprobs(logits: torch.Tensor, batch: SequenceBatch) -> torch.Tensor:
@@ -42,14 +44,17 @@ def _logprobs(logits: torch.Tensor, batch: SequenceBatch) -> torch.Tensor:
     return logprobs_from_logits(logits, response_tokens) * batch.response_mask
 
 
-def response_logprobs(model: torch.nn.Module, batch: SequenceBatch) -> torch.Tensor:
-    """Per-token log-probs [B, R] of the response tokens."""
-    return _logprobs(_response_logits(model, batch), batch)
+def response_logprobs(model: torch.nn.Module, batch: SequenceBatch, temperature: float = 1.0) -> torch.Tensor:
+    """Per-token log-probs [B, R] of the response tokens under softmax(logits / temperature)."""
+    return _logprobs(_response_logits(model, batch, temperature), batch)
 
 
-def response_logprobs_and_entropy(model: torch.nn.Module, batch: SequenceBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token log-probs [B, R] of the response tokens, and the policy's entropy [B, R] there."""
-    logits = _response_logits(model, batch)
+def response_logprobs_and_entropy(
+    model: torch.nn.Module, batch: SequenceBatch, temperature: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token log-probs [B, R] of the response tokens, and the entropy [B, R] there, both of
+    softmax(logits / temperature)."""
+    logits = _response_logits(model, batch, temperature)
     return _logprobs(logits, batch), entropy_from_logits(logits) * batch.response_mask
 
 

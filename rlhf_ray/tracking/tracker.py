@@ -1,5 +1,5 @@
 """Where metrics go: W&B (online, offline or disabled), optionally TensorBoard, a JSONL file, and a
-console progress line with step, reward, KL and ETA (and, with ``logging.verbose``, a line of each
+console progress line with step, reward, KL per token and ETA (and, with ``logging.verbose``, a line of each
 step's phase timings).
 
 The W&B key is read by wandb from the environment; nothing here writes it anywhere. The run's
@@ -21,7 +21,7 @@ from rlhf_ray.config import Config
 _SUMMARY = (
     ("reward", "rollout/reward_mean"),
     ("gold", "rollout/gold_reward"),
-    ("kl", "train/kl"),
+    ("kl/token", "train/kl_per_token"),
     ("loss", "train/loss"),
     ("eval loss", "eval/loss"),
     ("eval acc", "eval/accuracy"),

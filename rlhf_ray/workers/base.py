@@ -13,13 +13,14 @@ import ray
 import torch
 from transformers import AutoTokenizer
 
+from rlhf_ray.algorithms import aggregation_units
 from rlhf_ray.config import Config
 from rlhf_ray.config.schema import OptimizationConfig
 from rlhf_ray.data import SequenceBatch
 from rlhf_ray.distributed.device import DeviceProfile
 from rlhf_ray.distributed.process_group import destroy_process_group, init_process_group, rendezvous_address
 from rlhf_ray.engines.deepspeed_engine import InferenceEngine, TrainingEngine
-from rlhf_ray.workers.training_loop import LossFn, train_on_batch
+from rlhf_ray.workers.training_loop import LossFn, LossUnits, train_on_batch
 
 PROCESS_GROUP_TIMEOUT_S = 1800.0
 ModelForward = Callable[[torch.nn.Module, SequenceBatch], torch.Tensor]
@@ -101,6 +102,11 @@ class FrozenRoleWorker(ModelRoleWorker):
         return self.engine.module
 
 
+def response_units(aggregation: str) -> LossUnits:
+    """What a loss aggregated over response tokens by ``aggregation`` is the mean of, in a micro-batch."""
+    return lambda micro: aggregation_units(micro.response_mask, aggregation)
+
+
 class TrainedRoleWorker(ModelRoleWorker):
     """A rank of a model trained by DeepSpeed (policy, critic, SFT, reward model): its engine, training
     passes and state."""
@@ -119,11 +125,15 @@ class TrainedRoleWorker(ModelRoleWorker):
         self.engine.eval_mode()
         return self.engine.module
 
-    def _train(self, batch: SequenceBatch, loss_fn: LossFn, epochs: int = 1) -> dict[str, float]:
+    def _train(
+        self, batch: SequenceBatch, loss_fn: LossFn, epochs: int = 1, units: LossUnits | None = None
+    ) -> dict[str, float]:
+        """``train_on_batch`` with this role's micro-batch size; ``units`` as there."""
         # A different shuffle every update, the same on every run and after a resume (the optimizer
         # step count is part of the checkpoint).
         seed = self.cfg.seed + 1_000_003 * self.engine.optimizer_steps + self.rank
-        return train_on_batch(self.engine, batch, loss_fn, self._train_config.micro_batch_size, epochs, seed)
+        micro_batch_size = self._train_config.micro_batch_size
+        return train_on_batch(self.engine, batch, loss_fn, micro_batch_size, epochs, seed, units)
 
     def state_dict(self) -> dict[str, torch.Tensor] | None:
         """Full weights on rank 0 (every rank must call: a collective under ZeRO-3)."""

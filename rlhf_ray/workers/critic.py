@@ -9,7 +9,7 @@ from rlhf_ray.config.schema import RoleTrainingConfig
 from rlhf_ray.data import SequenceBatch
 from rlhf_ray.models import load_value_model
 from rlhf_ray.models.forward import response_values
-from rlhf_ray.workers.base import TrainedRoleWorker
+from rlhf_ray.workers.base import TrainedRoleWorker, response_units
 
 
 class CriticWorker(TrainedRoleWorker):
@@ -37,7 +37,8 @@ class CriticWorker(TrainedRoleWorker):
                 micro.response_mask,
                 clip=algo.value_clip,
                 aggregation=algo.loss_aggregation,
+                max_length=self.cfg.rollout.max_new_tokens,
             )
             return loss, {"value_loss": loss.detach(), "value_clip_fraction": clip_fraction}
 
-        return self._train(batch, loss_fn, self.cfg.train.critic.epochs)
+        return self._train(batch, loss_fn, self.cfg.train.critic.epochs, response_units(algo.loss_aggregation))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
 from rlhf_ray.algorithms import aggregate_loss, kl_estimate, ppo_policy_loss
@@ -9,7 +11,7 @@ from rlhf_ray.config.schema import RoleTrainingConfig
 from rlhf_ray.data import SequenceBatch
 from rlhf_ray.models import load_causal_lm
 from rlhf_ray.models.forward import response_logprobs, response_logprobs_and_entropy
-from rlhf_ray.workers.base import TrainedRoleWorker
+from rlhf_ray.workers.base import TrainedRoleWorker, response_units
 from rlhf_ray.workers.weight_sender import InProcessRollout
 
 
@@ -22,17 +24,22 @@ class PolicyWorker(InProcessRollout, TrainedRoleWorker):
         self._start_engine(lambda: load_causal_lm(model_path, "float32", role="policy"), total_steps)
 
     def logprobs(self, batch: SequenceBatch) -> torch.Tensor:
-        """[B, R] log-probs of the responses under the current policy."""
-        return self._forward(response_logprobs, batch)
+        """[B, R] log-probs of the responses under the current policy at the sampling temperature."""
+        return self._forward(partial(response_logprobs, temperature=self.cfg.rollout.scoring_temperature), batch)
 
     def update(self, batch: SequenceBatch, kl_coef: float) -> dict[str, float]:
         """PPO epochs over this rank's share (needs old_logprobs and advantages; ref_logprobs too when the
-        KL is a loss term)."""
+        KL is a loss term, is_weights with a rollout correction). Every term is aggregated over the
+        optimizer step's tokens or sequences, as ``algorithm.loss_aggregation`` says."""
         algo = self.cfg.algorithm
         kl_in_loss = algo.kl.placement == "loss" and kl_coef > 0
+        temperature, max_length = self.cfg.rollout.scoring_temperature, self.cfg.rollout.max_new_tokens
+
+        def aggregate(per_token: torch.Tensor, micro: SequenceBatch) -> torch.Tensor:
+            return aggregate_loss(per_token, micro.response_mask, algo.loss_aggregation, max_length)
 
         def loss_fn(model: torch.nn.Module, micro: SequenceBatch):
-            logprobs, entropy = response_logprobs_and_entropy(model, micro)
+            logprobs, entropy = response_logprobs_and_entropy(model, micro, temperature)
             loss, stats = ppo_policy_loss(
                 logprobs,
                 micro.old_logprobs,
@@ -42,8 +49,10 @@ class PolicyWorker(InProcessRollout, TrainedRoleWorker):
                 clip_high=algo.clip_high,
                 dual_clip=algo.dual_clip,
                 aggregation=algo.loss_aggregation,
+                max_length=max_length,
+                is_weights=micro.is_weights,
             )
-            entropy = aggregate_loss(entropy, micro.response_mask, algo.loss_aggregation)
+            entropy = aggregate(entropy, micro)
             metrics = {
                 "policy_loss": loss.detach(),
                 "clip_fraction": stats.clip_fraction,
@@ -51,12 +60,11 @@ class PolicyWorker(InProcessRollout, TrainedRoleWorker):
                 "entropy": entropy.detach(),
             }
             if kl_in_loss:
-                per_token_kl = kl_estimate(logprobs, micro.ref_logprobs, algo.kl.estimator)
-                kl = aggregate_loss(per_token_kl, micro.response_mask, algo.loss_aggregation)
+                kl = aggregate(kl_estimate(logprobs, micro.ref_logprobs, algo.kl.estimator), micro)
                 loss = loss + kl_coef * kl
                 metrics["kl_loss"] = kl.detach()
             if algo.entropy_coef:
                 loss = loss - algo.entropy_coef * entropy
             return loss, metrics
 
-        return self._train(batch, loss_fn, self.cfg.train.policy.epochs)
+        return self._train(batch, loss_fn, self.cfg.train.policy.epochs, response_units(algo.loss_aggregation))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
 from rlhf_ray.data import SequenceBatch
@@ -22,5 +24,5 @@ class ReferenceWorker(FrozenRoleWorker):
         )
 
     def logprobs(self, batch: SequenceBatch) -> torch.Tensor:
-        """[B, R] log-probs of the responses under the reference policy."""
-        return self._forward(response_logprobs, batch)
+        """[B, R] log-probs of the responses under the reference policy at the sampling temperature."""
+        return self._forward(partial(response_logprobs, temperature=self.cfg.rollout.scoring_temperature), batch)

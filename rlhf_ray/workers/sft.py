@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rlhf_ray.algorithms import masked_mean
+from rlhf_ray.algorithms import masked_count, masked_mean
 from rlhf_ray.config.schema import OptimizationConfig
 from rlhf_ray.data import SequenceBatch
 from rlhf_ray.models import load_causal_lm
@@ -21,13 +21,14 @@ class SFTWorker(TrainedRoleWorker):
         self._start_engine(lambda: load_causal_lm(model_path, "float32", role="sft"), total_steps)
 
     def update(self, batch: SequenceBatch) -> dict[str, float]:
-        """One optimizer step on this rank's share: mean negative log-likelihood of the response tokens."""
+        """One optimizer step on this rank's share: mean negative log-likelihood of the step's response
+        tokens (over every rank's)."""
 
         def loss_fn(model: torch.nn.Module, micro: SequenceBatch):
             loss = masked_mean(-response_logprobs(model, micro), micro.response_mask)
             return loss, {}
 
-        return self._train(batch, loss_fn)
+        return self._train(batch, loss_fn, units=lambda micro: int(masked_count(micro.response_mask)))
 
     def response_nll(self, batch: SequenceBatch) -> torch.Tensor:
         """[B] summed negative log-likelihood of each response."""

@@ -19,7 +19,7 @@ B, T = 12, 6
 
 @pytest.fixture
 def make_input(randn, random_mask):
-    """make_input(scattered=False, **overrides) -> AdvantageInput of B rows with KL-shaped token rewards."""
+    """make_input(scattered=False, **overrides) -> AdvantageInput of B rows with a KL part in the rewards."""
 
     def make(scattered: bool = False, **overrides) -> AdvantageInput:
         mask = random_mask(B, T, scattered)
@@ -27,7 +27,7 @@ def make_input(randn, random_mask):
         kl_part = torch.where(mask, randn(B, T, scale=0.1), 0.0)
         fields = dict(
             scores=scores,
-            token_rewards=kl_part + score_on_last_token(scores, mask),
+            kl_rewards=kl_part,
             mask=mask,
             values=randn(B, T).masked_fill(~mask, float("nan")),  # masked garbage must not leak
             samples_per_prompt=N,
@@ -46,6 +46,11 @@ def score_on_last_token(scores, mask):
         if positions:
             rewards[i, positions[-1]] = scores[i]
     return rewards
+
+
+def token_rewards(inp):
+    """The KL part plus the score on each row's last valid token, built independently of the estimator."""
+    return inp.kl_rewards + score_on_last_token(inp.scores, inp.mask)
 
 
 def valid_positions(mask, i):
@@ -70,6 +75,13 @@ def reference_batch_whiten(per_token, mask, eps):
 
 def per_row_on_valid_tokens(per_row, mask):
     return [[per_row[i] if mask[i, t] else 0.0 for t in range(T)] for i in range(B)]
+
+
+def per_row_plus_kl_returns(per_row, inp):
+    """A group estimator's advantage: its row's value on every valid token plus that token's
+    return-to-go of the KL part of the rewards."""
+    kl_returns = reference_returns_to_go(inp.kl_rewards, inp.mask, inp.gamma)
+    return [[per_row[i] + kl_returns[i][t] if inp.mask[i, t] else 0.0 for t in range(T)] for i in range(B)]
 
 
 def groups_of(scores):
@@ -98,12 +110,13 @@ def test_registering_a_taken_name_is_rejected():
 @pytest.mark.parametrize("scattered", [False, True])
 def test_gae_matches_loop(make_input, scattered):
     inp = make_input(scattered)
+    rewards = token_rewards(inp)
     advantages, returns = [[0.0] * T for _ in range(B)], [[0.0] * T for _ in range(B)]
     for i in range(B):
         next_value, running = 0.0, 0.0
         for t in reversed(valid_positions(inp.mask, i)):
             value = inp.values[i, t].item()
-            delta = inp.token_rewards[i, t].item() + inp.gamma * next_value - value
+            delta = rewards[i, t].item() + inp.gamma * next_value - value
             running = delta + inp.gamma * inp.lam * running
             advantages[i][t], returns[i][t] = running, running + value
             next_value = value
@@ -116,23 +129,25 @@ def test_gae_matches_loop(make_input, scattered):
 
 def test_gae_with_gamma_and_lambda_one_is_returns_to_go_minus_values(make_input):
     inp = make_input(gamma=1.0, lam=1.0)
+    rewards = token_rewards(inp)
     out = get_advantage_estimator("gae")(inp)
     for i in range(B):
         positions = valid_positions(inp.mask, i)
         for k, t in enumerate(positions):
-            reward_to_go = sum(inp.token_rewards[i, s].item() for s in positions[k:])
+            reward_to_go = sum(rewards[i, s].item() for s in positions[k:])
             assert out.advantages[i, t].item() == pytest.approx(reward_to_go - inp.values[i, t].item())
             assert out.returns[i, t].item() == pytest.approx(reward_to_go)
 
 
 def test_gae_with_lambda_zero_is_one_step_td_error(make_input):
     inp = make_input(lam=0.0)
+    rewards = token_rewards(inp)
     out = get_advantage_estimator("gae")(inp)
     for i in range(B):
         positions = valid_positions(inp.mask, i)
         for k, t in enumerate(positions):
             next_value = inp.values[i, positions[k + 1]].item() if k + 1 < len(positions) else 0.0
-            td_error = inp.token_rewards[i, t].item() + inp.gamma * next_value - inp.values[i, t].item()
+            td_error = rewards[i, t].item() + inp.gamma * next_value - inp.values[i, t].item()
             assert out.advantages[i, t].item() == pytest.approx(td_error)
 
 
@@ -149,15 +164,15 @@ def test_grpo_matches_loop(make_input):
         for score in group
     ]
     out = get_advantage_estimator("grpo")(inp)
-    assert_matches(out.advantages, per_row_on_valid_tokens(per_row, inp.mask))
-    assert_matches(out.returns, per_row_on_valid_tokens(per_row, inp.mask))
+    assert_matches(out.advantages, per_row_plus_kl_returns(per_row, inp))
+    assert_matches(out.returns, per_row_plus_kl_returns(per_row, inp))
 
 
 def test_dr_grpo_matches_loop(make_input):
     inp = make_input()
     per_row = [score - statistics.fmean(group) for group in groups_of(inp.scores) for score in group]
     out = get_advantage_estimator("dr_grpo")(inp)
-    assert_matches(out.advantages, per_row_on_valid_tokens(per_row, inp.mask))
+    assert_matches(out.advantages, per_row_plus_kl_returns(per_row, inp))
 
 
 def test_rloo_matches_loop(make_input):
@@ -168,13 +183,13 @@ def test_rloo_matches_loop(make_input):
         for j, score in enumerate(group)
     ]
     out = get_advantage_estimator("rloo")(inp)
-    assert_matches(out.advantages, per_row_on_valid_tokens(per_row, inp.mask))
+    assert_matches(out.advantages, per_row_plus_kl_returns(per_row, inp))
 
 
 def test_rloo_with_two_samples_is_the_score_difference():
     scores = torch.tensor([3.0, 1.0], dtype=torch.float64)
     mask = torch.ones(2, 2, dtype=torch.bool)
-    inp = AdvantageInput(scores=scores, token_rewards=torch.zeros(2, 2), mask=mask, values=None, samples_per_prompt=2)
+    inp = AdvantageInput(scores=scores, kl_rewards=torch.zeros(2, 2), mask=mask, values=None, samples_per_prompt=2)
     out = get_advantage_estimator("rloo")(inp)
     assert_matches(out.advantages, [[2.0, 2.0], [-2.0, -2.0]])
 
@@ -182,7 +197,7 @@ def test_rloo_with_two_samples_is_the_score_difference():
 @pytest.mark.parametrize("scattered", [False, True])
 def test_reinforce_plus_plus_matches_loop(make_input, scattered):
     inp = make_input(scattered)
-    returns = reference_returns_to_go(inp.token_rewards, inp.mask, inp.gamma)
+    returns = reference_returns_to_go(token_rewards(inp), inp.mask, inp.gamma)
     out = get_advantage_estimator("reinforce++")(inp)
     assert_matches(out.returns, returns)
     assert_matches(out.advantages, reference_batch_whiten(returns, inp.mask, inp.eps))
@@ -191,7 +206,7 @@ def test_reinforce_plus_plus_matches_loop(make_input, scattered):
 @pytest.mark.parametrize("scattered", [False, True])
 def test_reinforce_plus_plus_baseline_matches_loop(make_input, scattered):
     inp = make_input(scattered)
-    centred = inp.token_rewards.clone()
+    centred = token_rewards(inp).clone()
     group_means = [statistics.fmean(group) for group in groups_of(inp.scores)]
     for i in range(B):
         positions = valid_positions(inp.mask, i)
@@ -209,7 +224,7 @@ def test_reinforce_plus_plus_baseline_without_kl_returns_the_centred_score_every
     with_kl = make_input(gamma=1.0)
     inp = AdvantageInput(
         scores=with_kl.scores,
-        token_rewards=score_on_last_token(with_kl.scores, with_kl.mask),
+        kl_rewards=torch.zeros_like(with_kl.kl_rewards),
         mask=with_kl.mask,
         values=None,
         samples_per_prompt=N,
@@ -247,5 +262,5 @@ def test_group_estimators_reject_batch_not_divisible_by_group_size(make_input, n
 def test_input_with_mismatched_shapes_is_rejected(randn):
     with pytest.raises(ValueError, match="one shape"):
         AdvantageInput(
-            scores=randn(2), token_rewards=randn(2, 3), mask=torch.ones(2, 4), values=None, samples_per_prompt=2
+            scores=randn(2), kl_rewards=randn(2, 3), mask=torch.ones(2, 4), values=None, samples_per_prompt=2
         )

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from rlhf_ray.algorithms import LOSS_AGGREGATIONS, aggregate_loss, ppo_policy_loss
+from rlhf_ray.algorithms import LOSS_AGGREGATIONS, aggregate_loss, aggregation_units, ppo_policy_loss
 
 B, T = 8, 5
 
@@ -31,12 +31,24 @@ def test_aggregate_loss_matches_loop_and_skips_empty_rows(randn, random_mask, mo
     mask = random_mask(B, T, scattered)
     per_token = randn(B, T).masked_fill(~mask, float("nan"))
     expected = REFERENCE_AGGREGATION[mode](valid_rows(per_token, mask))
-    assert aggregate_loss(per_token, mask, mode).item() == pytest.approx(expected)
+    assert aggregate_loss(per_token, mask, mode, max_length=T).item() == pytest.approx(expected)
+    units = sum(map(len, valid_rows(per_token, mask))) if mode == "token_mean" else len(valid_rows(per_token, mask))
+    assert aggregation_units(mask, mode) == units
 
 
 @pytest.mark.parametrize("mode", sorted(REFERENCE_AGGREGATION))
 def test_aggregate_loss_of_nothing_is_zero(randn, mode):
-    assert aggregate_loss(randn(2, 3), torch.zeros(2, 3), mode).item() == 0.0
+    assert aggregate_loss(randn(2, 3), torch.zeros(2, 3), mode, max_length=3).item() == 0.0
+    assert aggregation_units(torch.zeros(2, 3), mode) == 0
+
+
+def test_dr_grpo_normalises_by_the_constant_max_length_not_the_batchs_longest_response():
+    per_token = torch.tensor([[1.0, 2.0, 0.0], [4.0, 0.0, 0.0]], dtype=torch.float64)
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    # (3 / 16 + 4 / 16) / 2: the same divisor whatever the longest response of this batch.
+    assert aggregate_loss(per_token, mask, "seq_mean_token_sum_norm", max_length=16).item() == pytest.approx(7 / 32)
+    with pytest.raises(ValueError, match=r"'seq_mean_token_sum_norm' divides by a constant max_length.*got None"):
+        aggregate_loss(per_token, mask, "seq_mean_token_sum_norm")
 
 
 def test_unknown_aggregation_lists_valid_ones(randn):
@@ -91,12 +103,36 @@ def test_ppo_policy_loss_matches_loop(ppo_batch, clip_low, clip_high, dual_clip)
 def test_ppo_policy_loss_passes_aggregation_through(ppo_batch):
     logp, old_logp, advantages, mask = ppo_batch
     token_mean, _ = ppo_policy_loss(logp, old_logp, advantages, mask)
-    sum_norm, _ = ppo_policy_loss(logp, old_logp, advantages, mask, aggregation="seq_mean_token_sum_norm")
+    sum_norm, _ = ppo_policy_loss(
+        logp, old_logp, advantages, mask, aggregation="seq_mean_token_sum_norm", max_length=2 * T
+    )
     per_token = torch.maximum(
         -advantages * (logp - old_logp).exp(), -advantages * (logp - old_logp).exp().clamp(0.8, 1.2)
     )
-    assert sum_norm.item() == pytest.approx(aggregate_loss(per_token, mask, "seq_mean_token_sum_norm").item())
+    expected = aggregate_loss(per_token, mask, "seq_mean_token_sum_norm", max_length=2 * T)
+    assert sum_norm.item() == pytest.approx(expected.item())
     assert sum_norm.item() != pytest.approx(token_mean.item())
+
+
+def test_importance_weights_multiply_each_tokens_loss(ppo_batch, randn):
+    logp, old_logp, advantages, mask = ppo_batch
+    weights = randn(B, T).abs()
+    per_row: dict[int, float] = {}
+    for i in range(B):
+        for t in range(T):
+            if mask[i, t]:
+                loss, *_ = reference_ppo_token(
+                    logp[i, t].item(), old_logp[i, t].item(), advantages[i, t].item(), 0.2, 0.2, 3.0
+                )
+                per_row[i] = per_row.get(i, 0.0) + weights[i, t].item() * loss
+
+    plain, _ = ppo_policy_loss(logp, old_logp, advantages, mask, dual_clip=3.0, aggregation="seq_mean_token_sum")
+    weighted, _ = ppo_policy_loss(
+        logp, old_logp, advantages, mask, dual_clip=3.0, aggregation="seq_mean_token_sum", is_weights=weights
+    )
+
+    assert weighted.item() == pytest.approx(sum(per_row.values()) / len(per_row))
+    assert weighted.item() != pytest.approx(plain.item())
 
 
 def test_ppo_gradient_is_zero_on_clipped_tokens_and_minus_advantage_times_ratio_elsewhere(ppo_batch):

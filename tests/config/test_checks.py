@@ -275,3 +275,36 @@ def test_in_process_engines_are_one_per_policy_rank():
     issues = issues_of(raw)
     assert issues["rollout.num_engines"] == "is 2, but in_process engines are one per policy rank (1)"
     assert issues["rollout.tensor_parallel_size"] == "must be 1 for an engine inside a policy rank"
+
+
+def test_k1_is_no_loss_term():
+    issues = issues_of(base(algorithm={"kl": {"estimator": "k1", "placement": "loss"}}))
+    assert "'k1' as a loss term has zero expected gradient" in issues["algorithm.kl.estimator"]
+    assert "use 'k2' or 'k3'" in issues["algorithm.kl.estimator"]
+    for estimator in ("k2", "k3"):
+        validate_config(base(algorithm={"kl": {"estimator": estimator, "placement": "loss"}}))
+    validate_config(base(algorithm={"kl": {"estimator": "k1", "placement": "reward"}}))
+
+
+@pytest.mark.parametrize("truncation", [{"top_p": 0.9}, {"top_k": 20}])
+def test_rollout_old_logprobs_are_not_the_policys_under_truncation(truncation):
+    issues = issues_of(base(algorithm={"old_logprobs": "rollout"}, rollout={"samples_per_prompt": 2, **truncation}))
+    assert "top-k / top-p truncation raises" in issues["algorithm.old_logprobs"]
+    validate_config(base(rollout={"samples_per_prompt": 2, **truncation}))
+
+
+def test_rollout_correction_needs_recomputed_old_logprobs_and_the_engines_logprobs():
+    raw = base(
+        algorithm={"old_logprobs": "rollout", "rollout_correction": {"mode": "tis"}},
+        rollout={"samples_per_prompt": 2, "return_logprobs": False},
+    )
+    messages = [p.message for p in problems_of(raw) if p.path == "algorithm.rollout_correction.mode"]
+    assert messages == [
+        "'tis' weighs pi_old / pi_rollout and needs recomputed old log-probs: set algorithm.old_logprobs to "
+        "'recompute'",
+        "'tis' needs the engines' log-probs: set rollout.return_logprobs to true",
+    ]
+    low_high = issues_of(base(algorithm={"rollout_correction": {"mode": "mis", "mis_low": 3.0, "mis_high": 2.0}}))
+    assert low_high["algorithm.rollout_correction.mis_low"] == "3 must be below mis_high (2)"
+    cfg = validate_config(base(algorithm={"rollout_correction": {"mode": "tis", "level": "sequence", "tis_cap": 5}}))
+    assert cfg.algorithm.rollout_correction.tis_cap == 5.0

@@ -52,6 +52,17 @@ def test_sampling_logprobs_are_the_models(engine, tiny_paths):
     assert (batch.rollout_logprobs - policy).abs().max() < 1e-4
 
 
+def test_tempered_sampling_logprobs_are_the_tempered_policys(engine, tiny_paths):
+    out = engine.generate(PROMPTS, sampling(3, temperature=0.6), seeds=[3, 4, 5])
+    batch = batch_from_samples(PROMPTS, out, pad_token_id=0)
+    model = load_causal_lm(tiny_paths.policy, "float32")
+    with torch.no_grad():
+        tempered = response_logprobs(model, batch, temperature=0.6)
+        untempered = response_logprobs(model, batch)
+    assert (batch.rollout_logprobs - tempered).abs().max() < 1e-3
+    assert (batch.rollout_logprobs - untempered).abs().max() > 0.1
+
+
 def test_seeds_make_sampling_reproducible(engine):
     def tokens(seeds):
         return [[s.token_ids for s in p] for p in engine.generate(PROMPTS, sampling(0), seeds=seeds)]

@@ -1,5 +1,7 @@
 """vLLM rollout engines as Ray actors, kept in step with a DeepSpeed policy by verified weight syncs."""
 
+import dataclasses
+
 import pytest
 import ray
 import torch
@@ -12,6 +14,7 @@ from rlhf_ray.distributed.placement import release, reserve
 from rlhf_ray.distributed.plan import plan_placement, rollout_units
 from rlhf_ray.distributed.role_group import RoleGroup
 from rlhf_ray.engines.rollout import SamplingSpec
+from rlhf_ray.models.forward import response_logprobs
 from rlhf_ray.workers import PolicyWorker
 from rlhf_ray.workers.rollout import StaleWeightsError
 from rlhf_ray.workers.rollout_group import RolloutGroup
@@ -21,6 +24,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.usefixtures("local
 CPU = DeviceProfile("cpu")
 MAX_NEW_TOKENS = 12
 EOS = 2  # the tiny tokenizer's </s>
+TEMPERATURE = 0.6
 GREEDY = SamplingSpec(n=1, temperature=0.0, top_p=1.0, top_k=-1, max_new_tokens=MAX_NEW_TOKENS, seed=0)
 
 
@@ -39,6 +43,7 @@ class Setup:
             data={"prompts_per_step": 4, "max_prompt_length": 16},
             rollout={
                 "samples_per_prompt": 2,
+                "temperature": TEMPERATURE,
                 "num_engines": 2,
                 "tensor_parallel_size": tensor_parallel,
                 "dtype": "float32",
@@ -58,10 +63,15 @@ class Setup:
         self.rollout = RolloutGroup(self.cfg, CPU, self.slots.get("rollout"), tiny_paths.policy, self.policy)
         self.version = 0
 
-    def policy_greedy(self, prompts) -> list[list[int]]:
-        """The policy's own greedy continuations: transformers ``generate`` on its gathered weights."""
+    def policy_model(self) -> torch.nn.Module:
+        """A transformers copy of the policy with its gathered weights."""
         model = AutoModelForCausalLM.from_pretrained(self.paths.policy, dtype=torch.float32)
         model.load_state_dict(self.policy.call("state_dict")[0])
+        return model
+
+    def policy_greedy(self, prompts) -> list[list[int]]:
+        """The policy's own greedy continuations: transformers ``generate`` on its gathered weights."""
+        model = self.policy_model()
         continuations = []
         for prompt in prompts:
             out = model.generate(
@@ -127,7 +137,7 @@ def test_engines_follow_the_policy_through_updates_and_syncs(setup):
         assert setup.rollout.engines == setup.policy.actors  # each engine inside a policy rank
 
 
-def test_sampling_logprobs_match_the_policy(setup):
+def test_sampling_logprobs_match_the_policy_at_the_sampling_temperature(setup):
     prompts = fixed_prompts()
     samples = setup.rollout.generate(prompts, SamplingSpec.from_config(setup.cfg.rollout, seed=7), setup.version)
     assert all(len(per_prompt) == 2 for per_prompt in samples)
@@ -135,6 +145,20 @@ def test_sampling_logprobs_match_the_policy(setup):
     mismatch = logprob_mismatch(batch.rollout_logprobs, setup.policy.run("logprobs", batch), batch.response_mask)
     assert mismatch["rollout/logprob_mismatch_mean"] < 1e-3
     assert mismatch["rollout/logprob_mismatch_max"] < 1e-2
+    with torch.no_grad():
+        untempered = response_logprobs(setup.policy_model(), batch)
+    assert (
+        logprob_mismatch(batch.rollout_logprobs, untempered, batch.response_mask)["rollout/logprob_mismatch_max"] > 0.1
+    )
+
+
+def test_truncated_sampling_logprobs_are_renormalised_over_the_kept_tokens(setup):
+    prompts = fixed_prompts()
+    top_5 = dataclasses.replace(SamplingSpec.from_config(setup.cfg.rollout, seed=7), top_k=5)
+    batch = batch_from_samples(prompts, setup.rollout.generate(prompts, top_5, setup.version), pad_token_id=0)
+    gap = (batch.rollout_logprobs - setup.policy.run("logprobs", batch))[batch.response_mask.bool()]
+    # log p / Z over the kept mass Z <= 1: never below the policy's, and above it wherever Z < 1.
+    assert gap.min() > -1e-3 and gap.mean() > 1e-2
 
 
 def test_sampling_with_a_seed_is_reproducible(setup):

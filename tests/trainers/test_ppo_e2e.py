@@ -56,7 +56,8 @@ def test_demo_learns_logs_checkpoints_and_exports(tmp_path):
     expected = [
         "rollout/reward_mean", "rollout/reward_std", "rollout/response_length", "rollout/truncation_rate",
         "rollout/logprob_mismatch_mean", "rollout/logprob_mismatch_max",
-        "train/policy_loss", "train/value_loss", "train/kl", "train/kl_coef", "train/clip_fraction",
+        "train/policy_loss", "train/value_loss", "train/kl", "train/kl_per_token", "train/kl_coef",
+        "train/clip_fraction",
         "train/entropy", "train/policy_grad_norm", "train/critic_grad_norm", "train/policy_lr", "train/critic_lr",
         "timing/generate", "timing/reward", "timing/logprobs", "timing/reference", "timing/values",
         "timing/advantages", "timing/policy_update", "timing/critic_update", "timing/weight_sync", "timing/step",
@@ -127,6 +128,28 @@ def test_grpo_without_critic_or_reference_under_zero3_on_rollout_logprobs_learns
     assert {"eval/reward_mean", "eval/response_length"} <= set(by_step[8]) & set(by_step[16])
     assert "eval/reward_mean" not in by_step[7]
     assert list((tmp_path / "outputs/tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_grpo_on_bf16_rollouts_with_an_fp32_trainer_learns_under_truncated_importance_sampling(tmp_path):
+    run_train(
+        tmp_path,
+        "train.max_steps=16",
+        "algorithm.advantage_estimator=grpo",
+        "rollout.dtype=bfloat16",
+        "algorithm.rollout_correction.mode=tis",
+        "algorithm.rollout_correction.tis_cap=2.0",
+        "checkpoint.export_dir=null",
+        "logging.wandb.mode=disabled",
+    )
+    by_step = metrics(tmp_path)
+    assert_learns(by_step, window=4, margin=0.1)
+    for step in by_step.values():
+        assert {"rollout/is_weight_mean", "rollout/is_weight_max", "rollout/is_masked_fraction"} <= set(step)
+        assert 0.9 < step["rollout/is_weight_mean"] < 1.1 and 1.0 < step["rollout/is_weight_max"] <= 2.0
+        assert step["rollout/is_masked_fraction"] == 0.0
+        # bf16 engines against the fp32 policy: a mismatch the fp32 demo (< 1e-3) does not have.
+        assert step["rollout/logprob_mismatch_mean"] > 1e-3
+    assert "train/kl_per_token" in by_step[16] and "timing/values" not in by_step[16]
 
 
 def test_resume_after_a_kill_continues_the_same_run(tmp_path):
