@@ -19,10 +19,10 @@ import ray  # noqa: E402
 import torch  # noqa: E402
 
 from rlhf_ray.config import validate_config  # noqa: E402
+from rlhf_ray.config.device import DeviceProfile  # noqa: E402
+from rlhf_ray.config.placement_plan import plan_placement  # noqa: E402
 from rlhf_ray.data import pack_sequences  # noqa: E402
-from rlhf_ray.distributed.device import DeviceProfile  # noqa: E402
 from rlhf_ray.distributed.placement import release, reserve  # noqa: E402
-from rlhf_ray.distributed.plan import plan_placement  # noqa: E402
 from rlhf_ray.distributed.role_group import RoleGroup  # noqa: E402
 from rlhf_ray.models.paths import resolve_model_paths  # noqa: E402
 from rlhf_ray.workers import PolicyWorker  # noqa: E402

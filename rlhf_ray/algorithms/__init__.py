@@ -3,6 +3,7 @@
 from rlhf_ray.algorithms.advantages import (
     ADVANTAGE_ESTIMATORS,
     AdvantageEstimator,
+    AdvantageEstimatorSpec,
     AdvantageInput,
     AdvantageOutput,
     discounted_returns,
@@ -10,7 +11,14 @@ from rlhf_ray.algorithms.advantages import (
     register_advantage_estimator,
 )
 from rlhf_ray.algorithms.diagnostics import logprob_mismatch
-from rlhf_ray.algorithms.kl import KL_ESTIMATORS, AdaptiveKLController, FixedKLController, kl_estimate
+from rlhf_ray.algorithms.kl import (
+    KL_ESTIMATORS,
+    AdaptiveKLController,
+    FixedKLController,
+    KLEstimatorSpec,
+    kl_estimate,
+    register_kl_estimator,
+)
 from rlhf_ray.algorithms.logprobs import entropy_from_logits, logprobs_from_logits
 from rlhf_ray.algorithms.masked import (
     last_token_mask,
@@ -22,10 +30,12 @@ from rlhf_ray.algorithms.masked import (
 )
 from rlhf_ray.algorithms.policy_loss import (
     LOSS_AGGREGATIONS,
+    LossAggregation,
     PolicyLossStats,
     aggregate_loss,
     aggregation_units,
     ppo_policy_loss,
+    register_loss_aggregation,
 )
 from rlhf_ray.algorithms.preference import DPO_LOSS_TYPES, bradley_terry_loss, dpo_loss
 from rlhf_ray.algorithms.rewards import kl_penalty_rewards
@@ -39,10 +49,13 @@ __all__ = [
     "LOSS_AGGREGATIONS",
     "AdaptiveKLController",
     "AdvantageEstimator",
+    "AdvantageEstimatorSpec",
     "AdvantageInput",
     "AdvantageOutput",
     "FixedKLController",
     "ImportanceWeights",
+    "KLEstimatorSpec",
+    "LossAggregation",
     "PolicyLossStats",
     "ROLLOUT_CORRECTION_MODES",
     "aggregate_loss",
@@ -66,4 +79,6 @@ __all__ = [
     "masked_whiten",
     "ppo_policy_loss",
     "register_advantage_estimator",
+    "register_kl_estimator",
+    "register_loss_aggregation",
 ]

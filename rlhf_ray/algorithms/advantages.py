@@ -7,19 +7,19 @@ row, and after a row's last valid token the value and the return are 0.
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import MappingProxyType
 
 import torch
 
 from rlhf_ray.algorithms._shapes import require_same_shape, require_scores_per_row
 from rlhf_ray.algorithms.masked import last_token_mask, masked_whiten
+from rlhf_ray.algorithms.registry import Registry
 
 
 @dataclass(frozen=True)
 class AdvantageInput:
     """What an estimator may use. Per-token tensors are [B, T]; samples of one prompt are contiguous rows.
 
-    kl_rewards: the KL part of each token's reward, -kl_coef * kl (see kl_shaped_rewards), or zeros
+    kl_rewards: the KL part of each token's reward, -kl_coef * kl (see kl_penalty_rewards), or zeros
         when the KL is not in the reward.
     values: critic values, needed only by "gae".
     eps: guards the divisions by a standard deviation (GRPO and the batch whitening).
@@ -53,24 +53,47 @@ class AdvantageOutput:
 
 
 AdvantageEstimator = Callable[[AdvantageInput], AdvantageOutput]
-_REGISTRY: dict[str, AdvantageEstimator] = {}
-ADVANTAGE_ESTIMATORS = MappingProxyType(_REGISTRY)  # read-only view: name -> estimator
 
 
-def register_advantage_estimator(name: str) -> Callable[[AdvantageEstimator], AdvantageEstimator]:
+@dataclass(frozen=True)
+class AdvantageEstimatorSpec:
+    """An estimator and what it needs, read by the config checks and the driver."""
+
+    estimate: AdvantageEstimator
+    needs_critic: bool
+    """Reads ``values``: the experiment runs a critic role."""
+    needs_groups: bool
+    """Compares the samples of one prompt: ``rollout.samples_per_prompt`` must be at least 2."""
+    whitening: bool
+    """``algorithm.whiten_advantages`` normalises its advantages over the batch (others normalise their own way)."""
+    kl_in_reward: bool
+    """Takes a KL placed in the reward (``kl_rewards``); one that does not is refused with ``kl.placement: reward``."""
+
+
+ADVANTAGE_ESTIMATORS: Registry[AdvantageEstimatorSpec] = Registry("advantage estimator")
+
+
+def register_advantage_estimator(
+    name: str,
+    *,
+    needs_critic: bool = False,
+    needs_groups: bool = False,
+    whitening: bool = False,
+    kl_in_reward: bool = True,
+) -> Callable[[AdvantageEstimator], AdvantageEstimator]:
+    """Register the decorated function as the estimator ``name`` (``algorithm.advantage_estimator``)."""
+
     def register(estimator: AdvantageEstimator) -> AdvantageEstimator:
-        if name in _REGISTRY:
-            raise ValueError(f"advantage estimator {name!r} is already registered; pick another name")
-        _REGISTRY[name] = estimator
+        ADVANTAGE_ESTIMATORS.add(
+            name, AdvantageEstimatorSpec(estimator, needs_critic, needs_groups, whitening, kl_in_reward)
+        )
         return estimator
 
     return register
 
 
 def get_advantage_estimator(name: str) -> AdvantageEstimator:
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown advantage estimator {name!r}; choose one of {sorted(_REGISTRY)}")
-    return _REGISTRY[name]
+    return ADVANTAGE_ESTIMATORS[name].estimate
 
 
 def discounted_returns(rewards: torch.Tensor, mask: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -85,7 +108,7 @@ def discounted_returns(rewards: torch.Tensor, mask: torch.Tensor, gamma: float) 
     return returns
 
 
-@register_advantage_estimator("gae")
+@register_advantage_estimator("gae", needs_critic=True, whitening=True)
 def gae(inp: AdvantageInput) -> AdvantageOutput:
     """Generalized advantage estimation (Schulman et al. 2016) with the critic's values."""
     if inp.values is None:
@@ -130,7 +153,7 @@ def _group_advantages(per_row: torch.Tensor, inp: AdvantageInput) -> AdvantageOu
     return AdvantageOutput(advantages=advantages, returns=advantages)
 
 
-@register_advantage_estimator("grpo")
+@register_advantage_estimator("grpo", needs_groups=True)
 def grpo(inp: AdvantageInput) -> AdvantageOutput:
     """GRPO (Shao et al. 2024): the score standardised within its prompt's group."""
     groups = _scores_by_group(inp, "grpo")
@@ -138,14 +161,14 @@ def grpo(inp: AdvantageInput) -> AdvantageOutput:
     return _group_advantages(normalized, inp)
 
 
-@register_advantage_estimator("dr_grpo")
+@register_advantage_estimator("dr_grpo", needs_groups=True)
 def dr_grpo(inp: AdvantageInput) -> AdvantageOutput:
     """Dr. GRPO (Liu et al. 2025): the score minus its group's mean, without dividing by the std."""
     groups = _scores_by_group(inp, "dr_grpo")
     return _group_advantages(groups - groups.mean(-1, keepdim=True), inp)
 
 
-@register_advantage_estimator("rloo")
+@register_advantage_estimator("rloo", needs_groups=True)
 def rloo(inp: AdvantageInput) -> AdvantageOutput:
     """RLOO (Ahmadian et al. 2024): the score minus the mean score of the other samples of its prompt."""
     groups = _scores_by_group(inp, "rloo")
@@ -164,7 +187,7 @@ def reinforce_plus_plus(inp: AdvantageInput) -> AdvantageOutput:
     return AdvantageOutput(advantages=masked_whiten(returns, inp.mask, eps=inp.eps), returns=returns)
 
 
-@register_advantage_estimator("reinforce++_baseline")
+@register_advantage_estimator("reinforce++_baseline", needs_groups=True)
 def reinforce_plus_plus_baseline(inp: AdvantageInput) -> AdvantageOutput:
     """REINFORCE++ with a group baseline: like "reinforce++", but each row's score is first centred on its
     group's mean. The return-to-go of (KL rewards + centred score on the last token) is whitened over the

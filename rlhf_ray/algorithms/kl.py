@@ -1,27 +1,58 @@
 """Per-token KL estimators (Schulman, "Approximating KL Divergence") and the KL-coefficient controllers."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
 from rlhf_ray.algorithms._shapes import require_same_shape
+from rlhf_ray.algorithms.registry import Registry
 
-# Each estimator maps log(pi / pi_ref) of a token sampled from pi to an estimate of KL(pi || pi_ref).
-_ESTIMATORS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "k1": lambda log_ratio: log_ratio,
-    "k2": lambda log_ratio: 0.5 * log_ratio**2,
-    # exp(-log_ratio) - 1 + log_ratio, with expm1 for precision near log_ratio = 0.
-    "k3": lambda log_ratio: torch.expm1(-log_ratio) + log_ratio,
-}
-KL_ESTIMATORS = tuple(_ESTIMATORS)
+KLEstimate = Callable[[torch.Tensor], torch.Tensor]
+"""Maps log(pi / pi_ref) of a token sampled from pi to an estimate of KL(pi || pi_ref)."""
+
+
+@dataclass(frozen=True)
+class KLEstimatorSpec:
+    estimate: KLEstimate
+    usable_as_loss: bool
+    """Whether its gradient restrains the policy when added to the loss (k1's expected gradient is zero)."""
+
+
+KL_ESTIMATORS: Registry[KLEstimatorSpec] = Registry("KL estimator")
+
+
+def register_kl_estimator(name: str, *, usable_as_loss: bool = True) -> Callable[[KLEstimate], KLEstimate]:
+    """Register the decorated function as the KL estimator ``name`` (``algorithm.kl.estimator``)."""
+
+    def register(estimate: KLEstimate) -> KLEstimate:
+        KL_ESTIMATORS.add(name, KLEstimatorSpec(estimate, usable_as_loss))
+        return estimate
+
+    return register
+
+
+@register_kl_estimator("k1", usable_as_loss=False)
+def k1(log_ratio: torch.Tensor) -> torch.Tensor:
+    return log_ratio
+
+
+@register_kl_estimator("k2")
+def k2(log_ratio: torch.Tensor) -> torch.Tensor:
+    return 0.5 * log_ratio**2
+
+
+@register_kl_estimator("k3")
+def k3(log_ratio: torch.Tensor) -> torch.Tensor:
+    """exp(-log_ratio) - 1 + log_ratio, with expm1 for precision near log_ratio = 0."""
+    return torch.expm1(-log_ratio) + log_ratio
 
 
 def kl_estimate(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str) -> torch.Tensor:
     """Per-token estimate of KL(policy || reference) from the log-probs of sampled tokens."""
-    if estimator not in _ESTIMATORS:
-        raise ValueError(f"unknown KL estimator {estimator!r}; choose one of {list(KL_ESTIMATORS)}")
+    estimate = KL_ESTIMATORS[estimator].estimate
     require_same_shape(logp=logp, ref_logp=ref_logp)
-    return _ESTIMATORS[estimator](logp - ref_logp)
+    return estimate(logp - ref_logp)
 
 
 class FixedKLController:

@@ -1,55 +1,90 @@
 """The PPO clipped policy objective (with optional dual clip) and the ways to reduce per-token losses."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 from rlhf_ray.algorithms._shapes import require_same_shape
 from rlhf_ray.algorithms.masked import masked_count, masked_mean, masked_sum
+from rlhf_ray.algorithms.registry import Registry
 
-LOSS_AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum", "seq_mean_token_sum_norm")
+Reduce = Callable[[torch.Tensor, torch.Tensor, "int | None"], torch.Tensor]
+"""(per_token [B, T], mask [B, T], max_length) -> the scalar mean over the units of the batch."""
+
+
+@dataclass(frozen=True)
+class LossAggregation:
+    reduce: Reduce
+    units: Literal["tokens", "sequences"]
+    """What the reduction is a mean of: valid tokens, or sequences with at least one valid token. Over an
+    optimizer step of several batches, each batch weighs by its units."""
+
+
+LOSS_AGGREGATIONS: Registry[LossAggregation] = Registry("loss aggregation")
+
+
+def register_loss_aggregation(name: str, *, units: Literal["tokens", "sequences"]) -> Callable[[Reduce], Reduce]:
+    """Register the decorated reduction as ``name`` (``algorithm.loss_aggregation``)."""
+
+    def register(reduce: Reduce) -> Reduce:
+        LOSS_AGGREGATIONS.add(name, LossAggregation(reduce, units))
+        return reduce
+
+    return register
 
 
 def aggregate_loss(
     per_token: torch.Tensor, mask: torch.Tensor, mode: str, max_length: int | None = None
 ) -> torch.Tensor:
-    """Reduce a [B, T] per-token loss to a scalar over the valid tokens.
-
-    token_mean: mean over every valid token of the batch, so long responses weigh more.
-    seq_mean_token_mean: mean over each sequence's tokens, then over sequences.
-    seq_mean_token_sum: sum over each sequence's tokens, then mean over sequences.
-    seq_mean_token_sum_norm: Dr. GRPO; each sequence's sum divided by the constant max_length (the
-        longest response the sampler allows, never the batch's own longest), then mean over sequences.
-    Sequences with no valid token are left out of the mean over sequences. The mean is over what
-    ``aggregation_units`` counts, so a loss averaged over several batches weighs each by those units.
-    """
+    """Reduce a [B, T] per-token loss to a scalar over the valid tokens, as the aggregation ``mode`` does.
+    Sequences with no valid token are left out of a mean over sequences."""
+    aggregation = LOSS_AGGREGATIONS[mode]
     require_same_shape(per_token=per_token, mask=mask)
-    if mode == "token_mean":
-        return masked_mean(per_token, mask)
-    if mode == "seq_mean_token_mean":
-        per_sequence = masked_mean(per_token, mask, dim=-1)
-    elif mode == "seq_mean_token_sum":
-        per_sequence = masked_sum(per_token, mask, dim=-1)
-    elif mode == "seq_mean_token_sum_norm":
-        if max_length is None or max_length < 1:
-            raise ValueError(
-                f"loss aggregation 'seq_mean_token_sum_norm' divides by a constant max_length >= 1 (the longest "
-                f"response, rollout.max_new_tokens), got {max_length}"
-            )
-        per_sequence = masked_sum(per_token, mask, dim=-1) / max_length
-    else:
-        raise ValueError(f"unknown loss aggregation {mode!r}; choose one of {list(LOSS_AGGREGATIONS)}")
-    return masked_mean(per_sequence, masked_count(mask, dim=-1) > 0)
+    return aggregation.reduce(per_token, mask, max_length)
 
 
 def aggregation_units(mask: torch.Tensor, mode: str) -> int:
-    """How many things ``aggregate_loss`` averages over in a batch: its valid tokens (``token_mean``) or its
-    sequences with at least one valid token (the ``seq_mean_*`` modes)."""
-    if mode not in LOSS_AGGREGATIONS:
-        raise ValueError(f"unknown loss aggregation {mode!r}; choose one of {list(LOSS_AGGREGATIONS)}")
-    if mode == "token_mean":
+    """How many things ``aggregate_loss`` averages over in a batch: its valid tokens, or its sequences with
+    at least one valid token."""
+    if LOSS_AGGREGATIONS[mode].units == "tokens":
         return int(masked_count(mask))
     return int((masked_count(mask, dim=-1) > 0).sum())
+
+
+def _mean_over_sequences(per_sequence: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return masked_mean(per_sequence, masked_count(mask, dim=-1) > 0)
+
+
+@register_loss_aggregation("token_mean", units="tokens")
+def token_mean(per_token: torch.Tensor, mask: torch.Tensor, max_length: int | None) -> torch.Tensor:
+    """Mean over every valid token, so long responses weigh more."""
+    return masked_mean(per_token, mask)
+
+
+@register_loss_aggregation("seq_mean_token_mean", units="sequences")
+def seq_mean_token_mean(per_token: torch.Tensor, mask: torch.Tensor, max_length: int | None) -> torch.Tensor:
+    """Mean over each sequence's tokens, then over sequences."""
+    return _mean_over_sequences(masked_mean(per_token, mask, dim=-1), mask)
+
+
+@register_loss_aggregation("seq_mean_token_sum", units="sequences")
+def seq_mean_token_sum(per_token: torch.Tensor, mask: torch.Tensor, max_length: int | None) -> torch.Tensor:
+    """Sum over each sequence's tokens, then mean over sequences."""
+    return _mean_over_sequences(masked_sum(per_token, mask, dim=-1), mask)
+
+
+@register_loss_aggregation("seq_mean_token_sum_norm", units="sequences")
+def seq_mean_token_sum_norm(per_token: torch.Tensor, mask: torch.Tensor, max_length: int | None) -> torch.Tensor:
+    """Dr. GRPO: each sequence's sum divided by the constant max_length (the longest response the sampler
+    allows, never the batch's own longest), then mean over sequences."""
+    if max_length is None or max_length < 1:
+        raise ValueError(
+            f"loss aggregation 'seq_mean_token_sum_norm' divides by a constant max_length >= 1 (the longest "
+            f"response, rollout.max_new_tokens), got {max_length}"
+        )
+    return _mean_over_sequences(masked_sum(per_token, mask, dim=-1) / max_length, mask)
 
 
 @dataclass(frozen=True)

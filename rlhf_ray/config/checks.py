@@ -9,9 +9,11 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from rlhf_ray.config.schema import GROUP_ESTIMATORS, Config
-from rlhf_ray.distributed.device import DeviceProfile
-from rlhf_ray.distributed.plan import PlacementUnit, plan_placement, rollout_units
+from rlhf_ray.algorithms import ADVANTAGE_ESTIMATORS, KL_ESTIMATORS, LOSS_AGGREGATIONS
+from rlhf_ray.config.device import DeviceProfile
+from rlhf_ray.config.placement_plan import PlacementUnit, plan_placement, rollout_units
+from rlhf_ray.config.plugins import import_plugins
+from rlhf_ray.config.schema import Config
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,9 @@ class ConfigIssue:
 
 
 def check_config(cfg: Config) -> list[ConfigIssue]:
-    issues: list[ConfigIssue] = []
+    issues = _check_registered_names(cfg)
+    if issues:  # the other checks look the names up
+        return issues
     for check in (
         _check_models,
         _check_reward,
@@ -133,10 +137,28 @@ def _check_engines(cfg: Config) -> list[ConfigIssue]:
     return []
 
 
+def _check_registered_names(cfg: Config) -> list[ConfigIssue]:
+    """The plugins import, and every registry name the config holds is registered."""
+    algo = cfg.algorithm
+    failures = import_plugins(algo.plugins)
+    issues = [ConfigIssue(f"algorithm.plugins.{position}", message) for position, message in failures.items()]
+    for path, name, registry in (
+        ("algorithm.advantage_estimator", algo.advantage_estimator, ADVANTAGE_ESTIMATORS),
+        ("algorithm.loss_aggregation", algo.loss_aggregation, LOSS_AGGREGATIONS),
+        ("algorithm.kl.estimator", algo.kl.estimator, KL_ESTIMATORS),
+    ):
+        if name not in registry:
+            registered = ", ".join(registry.names())
+            hint = "" if algo.plugins else "; a module of algorithm.plugins may register more"
+            issues.append(ConfigIssue(path, f"{name!r} is not a registered {registry.kind} ({registered}){hint}"))
+    return issues
+
+
 def _check_algorithm(cfg: Config) -> list[ConfigIssue]:
     algo = cfg.algorithm
+    estimator = ADVANTAGE_ESTIMATORS[algo.advantage_estimator]
     issues = []
-    if algo.advantage_estimator in GROUP_ESTIMATORS and cfg.rollout.samples_per_prompt < 2:
+    if estimator.needs_groups and cfg.rollout.samples_per_prompt < 2:
         issues.append(
             ConfigIssue(
                 "rollout.samples_per_prompt",
@@ -150,12 +172,20 @@ def _check_algorithm(cfg: Config) -> list[ConfigIssue]:
         issues.append(ConfigIssue("algorithm.kl.target", "is required by the adaptive KL controller"))
     if algo.kl.controller == "adaptive" and algo.kl.coef == 0:
         issues.append(ConfigIssue("algorithm.kl.coef", "must be > 0 for the adaptive KL controller to adapt"))
-    if algo.kl.placement == "loss" and algo.kl.estimator == "k1" and algo.kl.coef > 0:
+    if algo.kl.coef > 0 and algo.kl.placement == "loss" and not KL_ESTIMATORS[algo.kl.estimator].usable_as_loss:
         issues.append(
             ConfigIssue(
                 "algorithm.kl.estimator",
-                "'k1' as a loss term has zero expected gradient and does not restrain the policy: use 'k2' or "
-                "'k3' with placement 'loss', or placement 'reward' with 'k1'",
+                f"{algo.kl.estimator!r} as a loss term has zero expected gradient and does not restrain the "
+                f"policy: use 'k2' or 'k3' with placement 'loss', or placement 'reward' with {algo.kl.estimator!r}",
+            )
+        )
+    if algo.kl.coef > 0 and algo.kl.placement == "reward" and not estimator.kl_in_reward:
+        issues.append(
+            ConfigIssue(
+                "algorithm.kl.placement",
+                f"advantage estimator {algo.advantage_estimator!r} does not take a KL in the reward: set "
+                "placement 'loss' (with 'k2' or 'k3'), or algorithm.kl.coef 0",
             )
         )
     if algo.old_logprobs == "rollout" and cfg.rollout.truncates:

@@ -11,11 +11,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rlhf_ray.algorithms import ADVANTAGE_ESTIMATORS
+
 RoleName = Literal["policy", "critic", "reference", "reward"]
 ROLE_NAMES: tuple[RoleName, ...] = ("policy", "critic", "reference", "reward")
 
-AdvantageEstimatorName = Literal["gae", "grpo", "dr_grpo", "rloo", "reinforce++", "reinforce++_baseline"]
-GROUP_ESTIMATORS = frozenset({"grpo", "dr_grpo", "rloo", "reinforce++_baseline"})
 
 Dtype = Literal["float32", "bfloat16", "float16"]
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -79,7 +79,7 @@ class ModelsConfig(Section):
     policy: TrainableModelConfig = Field(default_factory=TrainableModelConfig)
     """The policy (actor): a causal LM, trained with PPO and served by the rollout engines."""
     critic: TrainableModelConfig = Field(default_factory=TrainableModelConfig)
-    """The critic: per-token values. Used only by the ``gae`` advantage estimator."""
+    """The critic: per-token values. Used only by advantage estimators that need one (``gae``)."""
     reference: FrozenModelConfig = Field(default_factory=FrozenModelConfig)
     """The frozen reference policy for the KL penalty. Unused when ``algorithm.kl.coef`` is 0."""
     reward: FrozenModelConfig = Field(default_factory=FrozenModelConfig)
@@ -192,9 +192,10 @@ class KLConfig(Section):
 
     coef: NonNegativeFloat = 0.01
     """KL coefficient (initial value when adaptive); 0 removes the reference role."""
-    estimator: Literal["k1", "k2", "k3"] = "k1"
-    """Per-token KL estimator (Schulman's k1, k2, k3). As a loss term k1 has zero expected gradient,
-    so ``placement: loss`` takes k2 or k3."""
+    estimator: str = "k1"
+    """Per-token KL estimator: Schulman's ``k1``, ``k2``, ``k3``, or one registered by an
+    ``algorithm.plugins`` module. As a loss term k1 has zero expected gradient, so ``placement: loss``
+    takes k2 or k3."""
     placement: Literal["reward", "loss"] = "reward"
     """Subtract the KL from the per-token reward (InstructGPT), or add it to the policy loss (GRPO).
     In the reward, every advantage estimator takes it: GAE and REINFORCE++ through the token rewards;
@@ -232,8 +233,13 @@ class RolloutCorrectionConfig(Section):
 class AlgorithmConfig(Section):
     """The RL objective: advantages, KL, and the PPO loss."""
 
-    advantage_estimator: AdvantageEstimatorName = "gae"
-    """``gae`` uses a critic; the others are critic-free (no critic role is created)."""
+    plugins: list[str] = Field(default_factory=list)
+    """Modules imported before the config is checked (and in every role actor), which register their
+    own advantage estimators, loss aggregations or KL estimators with the decorators of
+    ``rlhf_ray.algorithms``; the fields below then take their names."""
+    advantage_estimator: str = "gae"
+    """``gae`` (with a critic), ``grpo``, ``dr_grpo``, ``rloo``, ``reinforce++``,
+    ``reinforce++_baseline`` (critic-free: no critic role is created), or a registered one."""
     gamma: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
     """Discount factor."""
     lam: Annotated[float, Field(ge=0.0, le=1.0)] = 0.95
@@ -250,13 +256,12 @@ class AlgorithmConfig(Section):
     """Clip range of the value update around the old values; None disables it."""
     entropy_coef: NonNegativeFloat = 0.0
     """Weight of the entropy bonus in the policy loss."""
-    loss_aggregation: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum", "seq_mean_token_sum_norm"] = (
-        "token_mean"
-    )
+    loss_aggregation: str = "token_mean"
     """How per-token losses are reduced over the tokens of a whole optimizer step (every micro-batch,
-    every data-parallel rank): ``token_mean`` averages its valid tokens; the ``seq_mean_*`` modes average
-    its responses, each the mean or sum of its tokens; ``seq_mean_token_sum_norm`` (Dr. GRPO's)
-    divides each response's sum by the constant ``rollout.max_new_tokens``."""
+    every data-parallel rank): ``token_mean`` averages its valid tokens; ``seq_mean_token_mean`` and
+    ``seq_mean_token_sum`` average its responses, each the mean or sum of its tokens;
+    ``seq_mean_token_sum_norm`` (Dr. GRPO's) divides each response's sum by the constant
+    ``rollout.max_new_tokens``; or a registered one."""
     whiten_advantages: bool = True
     """Normalise GAE advantages over the batch (the critic-free estimators normalise their own way)."""
     old_logprobs: Literal["recompute", "rollout"] = "recompute"
@@ -607,7 +612,7 @@ class Config(Section):
     def active_roles(self) -> list[RoleName]:
         """The roles this experiment creates actors for."""
         roles: list[RoleName] = ["policy"]
-        if self.algorithm.advantage_estimator == "gae":
+        if ADVANTAGE_ESTIMATORS[self.algorithm.advantage_estimator].needs_critic:
             roles.append("critic")
         if self.algorithm.kl.coef > 0:
             roles.append("reference")

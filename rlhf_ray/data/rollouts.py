@@ -1,13 +1,22 @@
-"""Turning rollout engine samples into a sequence batch."""
+"""What a rollout engine returns for one sample, and turning samples into a sequence batch."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
 from rlhf_ray.data.batch import SequenceBatch, pack_sequences
-from rlhf_ray.engines.rollout import Sample
+
+
+@dataclass
+class Sample:
+    token_ids: list[int]
+    finish_reason: Literal["stop", "length"]
+    logprobs: list[float] | None = field(default=None)
+    """Log-prob of each sampled token under the distribution it was drawn from."""
 
 
 def batch_from_samples(

@@ -8,8 +8,8 @@ import ray
 import torch
 
 from rlhf_ray.config import Config
-from rlhf_ray.distributed.device import DeviceProfile, resolve_device
-from rlhf_ray.distributed.plan import cpus_needed, plan_placement, rollout_units
+from rlhf_ray.config.device import DeviceProfile, resolve_device
+from rlhf_ray.config.placement_plan import cpus_needed, plan_placement, rollout_units
 
 
 def connect(cfg: Config) -> DeviceProfile:

@@ -10,7 +10,7 @@ import ray
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from rlhf_ray.distributed.plan import PlacementError, PlacementUnit, check_fits
+from rlhf_ray.config.placement_plan import PlacementError, PlacementUnit, check_fits
 
 
 def cluster_nodes() -> list[dict[str, float]]:

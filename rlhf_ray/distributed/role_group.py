@@ -17,8 +17,8 @@ import ray
 import torch
 
 from rlhf_ray.config import Config
+from rlhf_ray.config.device import DeviceProfile
 from rlhf_ray.data import SequenceBatch
-from rlhf_ray.distributed.device import DeviceProfile
 from rlhf_ray.distributed.placement import RoleSlots
 
 

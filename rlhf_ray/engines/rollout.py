@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
 from rlhf_ray.config.schema import RolloutConfig
+from rlhf_ray.data.rollouts import Sample
 from rlhf_ray.distributed.weight_sync import SyncGroup, TensorSpec, receive_buckets
 from rlhf_ray.engines.decoding import decode
 
@@ -52,13 +53,6 @@ class SamplingSpec:
             logprobs=rollout.return_logprobs,
             seed=seed,
         )
-
-
-@dataclass
-class Sample:
-    token_ids: list[int]
-    finish_reason: Literal["stop", "length"]
-    logprobs: list[float] | None = field(default=None)
 
 
 class RolloutEngine(Protocol):

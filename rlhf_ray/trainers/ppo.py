@@ -15,9 +15,9 @@ from typing import Any
 import ray
 
 from rlhf_ray.algorithms import AdaptiveKLController, FixedKLController, logprob_mismatch
-from rlhf_ray.algorithms.experience import compute_advantages
 from rlhf_ray.config import Config
 from rlhf_ray.data import SequenceBatch
+from rlhf_ray.data.experience import compute_advantages
 from rlhf_ray.data.prompts import Prompt, PromptSet, load_prompts
 from rlhf_ray.data.rollouts import batch_from_samples
 from rlhf_ray.data.sampler import PromptSampler

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from rlhf_ray.config import Config
+from rlhf_ray.config.placement_plan import plan_stage
 from rlhf_ray.config.schema import SupervisedStageConfig
 from rlhf_ray.data.records import LoadedRows
 from rlhf_ray.data.sampler import PromptSampler
 from rlhf_ray.distributed.cluster import connect
 from rlhf_ray.distributed.placement import release, reserve
-from rlhf_ray.distributed.plan import plan_stage
 from rlhf_ray.distributed.role_group import RoleGroup, share_cores
 from rlhf_ray.models import load_tokenizer
 from rlhf_ray.tracking import PhaseTimer, Tracker, default_run_name

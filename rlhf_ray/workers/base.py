@@ -15,9 +15,10 @@ from transformers import AutoTokenizer
 
 from rlhf_ray.algorithms import aggregation_units
 from rlhf_ray.config import Config
+from rlhf_ray.config.device import DeviceProfile
+from rlhf_ray.config.plugins import require_plugins
 from rlhf_ray.config.schema import OptimizationConfig
 from rlhf_ray.data import SequenceBatch
-from rlhf_ray.distributed.device import DeviceProfile
 from rlhf_ray.distributed.process_group import destroy_process_group, init_process_group, rendezvous_address
 from rlhf_ray.engines.deepspeed_engine import InferenceEngine, TrainingEngine
 from rlhf_ray.workers.training_loop import LossFn, LossUnits, train_on_batch
@@ -37,6 +38,7 @@ class RoleWorker:
         self.rank = rank
         self.world_size = world_size
         self.device_profile = device
+        require_plugins(cfg.algorithm.plugins)
         if cfg.resources.threads_per_actor is not None:
             torch.set_num_threads(cfg.resources.threads_per_actor)
         torch.manual_seed(cfg.seed + rank)

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import ray
 
 from rlhf_ray.config import Config
-from rlhf_ray.distributed.device import DeviceProfile
+from rlhf_ray.config.device import DeviceProfile
+from rlhf_ray.config.placement_plan import plan_placement, rollout_units
 from rlhf_ray.distributed.placement import RoleSlots, release, reserve
-from rlhf_ray.distributed.plan import plan_placement, rollout_units
 from rlhf_ray.distributed.role_group import RoleGroup
 from rlhf_ray.models.paths import ModelPaths
 from rlhf_ray.workers.critic import CriticWorker

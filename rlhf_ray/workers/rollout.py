@@ -8,9 +8,10 @@ from collections.abc import Sequence
 import torch
 
 from rlhf_ray.config import Config
-from rlhf_ray.distributed.device import DeviceProfile
+from rlhf_ray.config.device import DeviceProfile
+from rlhf_ray.data.rollouts import Sample
 from rlhf_ray.distributed.weight_sync import TensorSpec
-from rlhf_ray.engines.rollout import HFEngine, RolloutEngine, Sample, SamplingSpec, VLLMEngine
+from rlhf_ray.engines.rollout import HFEngine, RolloutEngine, SamplingSpec, VLLMEngine
 from rlhf_ray.workers.base import available_cores
 
 

@@ -8,11 +8,12 @@ from collections.abc import Sequence
 import ray
 
 from rlhf_ray.config import Config
-from rlhf_ray.distributed.device import DeviceProfile
+from rlhf_ray.config.device import DeviceProfile
+from rlhf_ray.data.rollouts import Sample
 from rlhf_ray.distributed.placement import RoleSlots
 from rlhf_ray.distributed.role_group import RoleGroup, share_cores
 from rlhf_ray.distributed.weight_sync import TensorSpec, bucket_plan
-from rlhf_ray.engines.rollout import Sample, SamplingSpec
+from rlhf_ray.engines.rollout import SamplingSpec
 from rlhf_ray.workers.rollout import RolloutWorker, StaleWeightsError
 
 CHUNKS_PER_ENGINE = 2

@@ -8,8 +8,9 @@ from collections.abc import Iterator, Sequence
 import deepspeed
 import torch
 
+from rlhf_ray.data.rollouts import Sample
 from rlhf_ray.distributed.weight_sync import DTYPES, SyncGroup, TensorSpec, bucket_plan, send_buckets
-from rlhf_ray.engines.rollout import Sample, SamplingSpec
+from rlhf_ray.engines.rollout import SamplingSpec
 from rlhf_ray.workers.rollout import RolloutWorker
 
 

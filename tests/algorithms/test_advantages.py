@@ -92,8 +92,16 @@ def assert_matches(actual, expected):
     torch.testing.assert_close(actual, torch.tensor(expected, dtype=torch.float64), rtol=1e-9, atol=1e-12)
 
 
-def test_registry_holds_exactly_the_six_estimators():
-    assert set(ADVANTAGE_ESTIMATORS) == {"gae", "grpo", "dr_grpo", "rloo", "reinforce++", "reinforce++_baseline"}
+def test_the_package_registers_exactly_the_six_estimators_with_what_each_needs():
+    # Tests of plugins may have registered more, from modules of their own.
+    built_in = {
+        name for name in ADVANTAGE_ESTIMATORS if ADVANTAGE_ESTIMATORS[name].estimate.__module__.startswith("rlhf_ray.")
+    }
+    assert built_in == {"gae", "grpo", "dr_grpo", "rloo", "reinforce++", "reinforce++_baseline"}
+    assert {name for name in built_in if ADVANTAGE_ESTIMATORS[name].needs_critic} == {"gae"}
+    assert {name for name in built_in if ADVANTAGE_ESTIMATORS[name].whitening} == {"gae"}
+    assert {name for name in built_in if ADVANTAGE_ESTIMATORS[name].needs_groups} == set(GROUP_ESTIMATORS)
+    assert all(ADVANTAGE_ESTIMATORS[name].kl_in_reward for name in built_in)
 
 
 def test_unknown_estimator_lists_the_known_ones():
@@ -104,7 +112,7 @@ def test_unknown_estimator_lists_the_known_ones():
 def test_registering_a_taken_name_is_rejected():
     with pytest.raises(ValueError, match="'gae' is already registered"):
         register_advantage_estimator("gae")(lambda inp: None)
-    assert ADVANTAGE_ESTIMATORS["gae"] is get_advantage_estimator("gae")
+    assert ADVANTAGE_ESTIMATORS["gae"].estimate is get_advantage_estimator("gae")
 
 
 @pytest.mark.parametrize("scattered", [False, True])

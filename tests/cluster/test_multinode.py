@@ -9,8 +9,8 @@ import ray
 from ray.util.state import list_actors
 
 from rlhf_ray.config import ConfigError, validate_config
-from rlhf_ray.distributed.device import DeviceProfile
-from rlhf_ray.distributed.plan import plan_rollout
+from rlhf_ray.config.device import DeviceProfile
+from rlhf_ray.config.placement_plan import plan_rollout
 from rlhf_ray.trainers.ppo import train
 from tests.conftest import simulated_cluster
 from tests.tiny_roles import role_config

@@ -308,3 +308,31 @@ def test_rollout_correction_needs_recomputed_old_logprobs_and_the_engines_logpro
     assert low_high["algorithm.rollout_correction.mis_low"] == "3 must be below mis_high (2)"
     cfg = validate_config(base(algorithm={"rollout_correction": {"mode": "tis", "level": "sequence", "tis_cap": 5}}))
     assert cfg.algorithm.rollout_correction.tis_cap == 5.0
+
+
+def test_registry_names_are_checked_and_list_what_is_registered():
+    issues = issues_of(
+        base(algorithm={"advantage_estimator": "ppo", "loss_aggregation": "sum", "kl": {"estimator": "k4"}})
+    )
+    assert issues["algorithm.advantage_estimator"].startswith(
+        "'ppo' is not a registered advantage estimator (dr_grpo, gae, grpo, reinforce++, reinforce++_baseline, rloo)"
+    )
+    assert "'sum' is not a registered loss aggregation (seq_mean_token_mean, " in issues["algorithm.loss_aggregation"]
+    assert issues["algorithm.kl.estimator"].startswith("'k4' is not a registered KL estimator (k1, k2, k3)")
+    assert "algorithm.plugins may register more" in issues["algorithm.kl.estimator"]
+
+
+def test_plugins_register_estimators_that_the_checks_read():
+    plugin = {"plugins": ["tests.trainers.toy_estimator"], "advantage_estimator": "score_minus_half"}
+    issues = issues_of(base(algorithm=plugin))
+    assert issues["algorithm.kl.placement"] == (
+        "advantage estimator 'score_minus_half' does not take a KL in the reward: set placement 'loss' "
+        "(with 'k2' or 'k3'), or algorithm.kl.coef 0"
+    )
+    cfg = validate_config(base(algorithm={**plugin, "kl": {"coef": 0}}))
+    assert cfg.active_roles() == ["policy", "reward"]  # its spec needs no critic
+    missing = issues_of(base(algorithm={"plugins": ["tests.no_such_plugin"], "advantage_estimator": "nope"}))
+    assert missing["algorithm.plugins.0"].startswith(
+        "cannot import plugin module 'tests.no_such_plugin': ModuleNotFoundError"
+    )
+    assert missing["algorithm.advantage_estimator"].startswith("'nope' is not a registered advantage estimator")

@@ -3,9 +3,9 @@
 import pytest
 import ray
 
-from rlhf_ray.distributed.device import DeviceProfile
+from rlhf_ray.config.device import DeviceProfile
+from rlhf_ray.config.placement_plan import plan_placement
 from rlhf_ray.distributed.placement import release, reserve
-from rlhf_ray.distributed.plan import plan_placement
 from rlhf_ray.distributed.role_group import RoleGroup
 from rlhf_ray.workers import PolicyWorker
 from tests.conftest import simulated_cluster

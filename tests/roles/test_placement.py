@@ -5,9 +5,9 @@ import time
 import pytest
 import ray
 
-from rlhf_ray.distributed.device import DeviceProfile
+from rlhf_ray.config.device import DeviceProfile
+from rlhf_ray.config.placement_plan import PlacementError, check_fits, plan_placement
 from rlhf_ray.distributed.placement import release, reserve
-from rlhf_ray.distributed.plan import PlacementError, check_fits, plan_placement
 from tests.tiny_roles import role_config
 
 CPU, CUDA = DeviceProfile("cpu"), DeviceProfile("cuda")

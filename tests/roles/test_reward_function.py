@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from rlhf_ray.config.device import DeviceProfile
 from rlhf_ray.data import pack_sequences
-from rlhf_ray.distributed.device import DeviceProfile
 from rlhf_ray.workers import RewardError, RewardFunctionWorker
 from tests.tiny_roles import role_config
 

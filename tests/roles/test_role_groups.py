@@ -6,10 +6,10 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
 from rlhf_ray.algorithms import ppo_policy_loss
+from rlhf_ray.config.device import DeviceProfile
+from rlhf_ray.config.placement_plan import plan_placement
 from rlhf_ray.data import SequenceBatch
-from rlhf_ray.distributed.device import DeviceProfile
 from rlhf_ray.distributed.placement import release, reserve
-from rlhf_ray.distributed.plan import plan_placement
 from rlhf_ray.distributed.role_group import RoleGroup, share_cores
 from rlhf_ray.workers import PolicyWorker
 from rlhf_ray.workers.base import available_cores

@@ -8,10 +8,10 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from rlhf_ray.algorithms import logprob_mismatch
+from rlhf_ray.config.device import DeviceProfile
+from rlhf_ray.config.placement_plan import plan_placement, rollout_units
 from rlhf_ray.data.rollouts import batch_from_samples
-from rlhf_ray.distributed.device import DeviceProfile
 from rlhf_ray.distributed.placement import release, reserve
-from rlhf_ray.distributed.plan import plan_placement, rollout_units
 from rlhf_ray.distributed.role_group import RoleGroup
 from rlhf_ray.engines.rollout import SamplingSpec
 from rlhf_ray.models.forward import response_logprobs

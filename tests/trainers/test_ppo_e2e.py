@@ -24,8 +24,10 @@ def train_command(*overrides: str) -> list[str]:
     return [str(RLHF_RAY), "train", str(DEMO), *QUICK, *overrides]
 
 
-def run_train(workdir: Path, *overrides: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(train_command(*overrides), cwd=workdir, capture_output=True, text=True, timeout=900)
+def run_train(workdir: Path, *overrides: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        train_command(*overrides), cwd=workdir, capture_output=True, text=True, timeout=900, env=env
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return result
 
@@ -150,6 +152,26 @@ def test_grpo_on_bf16_rollouts_with_an_fp32_trainer_learns_under_truncated_impor
         # bf16 engines against the fp32 policy: a mismatch the fp32 demo (< 1e-3) does not have.
         assert step["rollout/logprob_mismatch_mean"] > 1e-3
     assert "train/kl_per_token" in by_step[16] and "timing/values" not in by_step[16]
+
+
+def test_an_estimator_registered_by_a_plugin_module_trains(tmp_path):
+    # The driver and every role actor import the plugin: the repository root makes `tests` importable.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run_train(
+        tmp_path,
+        "train.max_steps=2",
+        "algorithm.plugins=[tests.trainers.toy_estimator]",
+        "algorithm.advantage_estimator=score_minus_half",
+        "algorithm.kl.coef=0",
+        "checkpoint.export_dir=null",
+        "logging.wandb.mode=disabled",
+        env=env,
+    )
+    by_step = metrics(tmp_path)
+    assert sorted(by_step) == [1, 2]
+    for step in by_step.values():
+        assert step["train/policy_grad_norm"] > 0
+        assert "timing/values" not in step and "timing/reference" not in step  # it needs neither
 
 
 def test_resume_after_a_kill_continues_the_same_run(tmp_path):

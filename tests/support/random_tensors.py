@@ -1,4 +1,4 @@
-"""Seeded random inputs shared by the algorithm tests."""
+"""Seeded random inputs shared by the tests of the math (the root conftest makes them fixtures everywhere)."""
 
 import pytest
 import torch

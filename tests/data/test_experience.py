@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from rlhf_ray.algorithms import ADVANTAGE_ESTIMATORS, AdvantageInput, get_advantage_estimator, kl_penalty_rewards
-from rlhf_ray.algorithms.experience import compute_advantages
 from rlhf_ray.config import validate_config
 from rlhf_ray.config.checks import check_config
 from rlhf_ray.data import pack_sequences
+from rlhf_ray.data.experience import compute_advantages
 
 N, PROMPTS, T = 4, 3, 6
 KL_COEF = 0.2

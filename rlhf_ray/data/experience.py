@@ -3,7 +3,7 @@ rollout correction's importance weights."""
 
 from __future__ import annotations
 
-from rlhf_ray.algorithms.advantages import AdvantageInput, get_advantage_estimator
+from rlhf_ray.algorithms.advantages import ADVANTAGE_ESTIMATORS, AdvantageInput
 from rlhf_ray.algorithms.masked import masked_mean, masked_sum, masked_whiten
 from rlhf_ray.algorithms.rewards import kl_penalty_rewards
 from rlhf_ray.algorithms.rollout_correction import importance_weights
@@ -32,9 +32,10 @@ def compute_advantages(
         gamma=algo.gamma,
         lam=algo.lam,
     )
-    estimate = get_advantage_estimator(algo.advantage_estimator)(inp)
+    estimator = ADVANTAGE_ESTIMATORS[algo.advantage_estimator]
+    estimate = estimator.estimate(inp)
     advantages = estimate.advantages
-    if algo.advantage_estimator == "gae" and algo.whiten_advantages:
+    if estimator.whitening and algo.whiten_advantages:
         advantages = masked_whiten(advantages, mask)
     metrics = {
         "train/kl": float(masked_sum(kl, mask, dim=-1).mean()),

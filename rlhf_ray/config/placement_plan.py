@@ -15,8 +15,8 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from rlhf_ray.config.device import DeviceProfile
 from rlhf_ray.config.schema import Config
-from rlhf_ray.distributed.device import DeviceProfile
 
 
 class PlacementError(RuntimeError):
