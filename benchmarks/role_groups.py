@@ -81,10 +81,10 @@ def measure(cfg, samples: int, repeats: int) -> tuple[float, float]:
     slots = reserve(plan_placement(cfg, cpu, ["policy"]), timeout_s=120)
     group = RoleGroup("policy", PolicyWorker, slots["policy"], cfg, cpu)
     try:
-        group.call("setup", paths.policy, 1000)
+        group.setup(paths.policy, 1000).result()
         batch = fixed_batch(samples)
-        forward = timed(lambda: group.run("logprobs", batch), repeats)
-        update = timed(lambda: group.submit("update", batch, even=True, kl_coef=0.0).result(), repeats)
+        forward = timed(lambda: group.logprobs(batch).result(), repeats)
+        update = timed(lambda: group.update(batch, kl_coef=0.0).result(), repeats)
     finally:
         group.shutdown()
         release(slots)

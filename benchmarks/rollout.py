@@ -25,9 +25,10 @@ import torch  # noqa: E402
 from rlhf_ray.config import validate_config  # noqa: E402
 from rlhf_ray.config.device import DeviceProfile  # noqa: E402
 from rlhf_ray.config.placement_plan import plan_placement, plan_rollout  # noqa: E402
+from rlhf_ray.data.rollouts import Sample  # noqa: E402
 from rlhf_ray.distributed.placement import release, reserve  # noqa: E402
 from rlhf_ray.distributed.role_group import RoleGroup  # noqa: E402
-from rlhf_ray.engines.rollout import Sample, SamplingSpec  # noqa: E402
+from rlhf_ray.engines.rollout import SamplingSpec  # noqa: E402
 from rlhf_ray.models.paths import resolve_model_paths  # noqa: E402
 from rlhf_ray.workers import PolicyWorker  # noqa: E402
 from rlhf_ray.workers.rollout_group import RolloutGroup  # noqa: E402
@@ -113,7 +114,7 @@ def measure_sync(cfg, repeats: int) -> tuple[float, float]:
     slots, rollout = start(cfg, ["policy"])
     policy = RoleGroup("policy", PolicyWorker, slots["policy"], cfg, CPU)
     try:
-        policy.call("setup", resolve_model_paths(cfg).policy, 1000)
+        policy.setup(resolve_model_paths(cfg).policy, 1000).result()
         specs = ray.get(policy.actors[0].weight_specs.remote(cfg.rollout.dtype))
         versions = itertools.count(1)
         calls = timed_calls(lambda: rollout.sync_from(policy, next(versions)), repeats)

@@ -7,36 +7,29 @@ them run, so a user sees every problem at once, before any Ray actor starts.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 
-from rlhf_ray.algorithms import ADVANTAGE_ESTIMATORS, KL_ESTIMATORS, LOSS_AGGREGATIONS
-from rlhf_ray.config.device import DeviceProfile
-from rlhf_ray.config.placement_plan import PlacementUnit, plan_placement, rollout_units
-from rlhf_ray.config.plugins import import_plugins
+from rlhf_ray.config.algorithm_checks import check_algorithm, check_registered_names
+from rlhf_ray.config.issues import ConfigIssue
+from rlhf_ray.config.resource_checks import check_colocation, check_resources_fit
 from rlhf_ray.config.schema import Config
 
-
-@dataclass(frozen=True)
-class ConfigIssue:
-    path: str
-    """Dotted path of the field to change."""
-    message: str
+__all__ = ["ConfigIssue", "check_config", "check_stage"]
 
 
 def check_config(cfg: Config) -> list[ConfigIssue]:
-    issues = _check_registered_names(cfg)
+    issues = check_registered_names(cfg)
     if issues:  # the other checks look the names up
         return issues
     for check in (
         _check_models,
         _check_reward,
-        _check_algorithm,
+        check_algorithm,
         _check_engines,
         _check_lengths,
         _check_batch_sizes,
         _check_offload,
-        _check_colocation,
-        _check_resources_fit,
+        check_colocation,
+        check_resources_fit,
     ):
         issues.extend(check(cfg))
     return issues
@@ -137,99 +130,6 @@ def _check_engines(cfg: Config) -> list[ConfigIssue]:
     return []
 
 
-def _check_registered_names(cfg: Config) -> list[ConfigIssue]:
-    """The plugins import, and every registry name the config holds is registered."""
-    algo = cfg.algorithm
-    failures = import_plugins(algo.plugins)
-    issues = [ConfigIssue(f"algorithm.plugins.{position}", message) for position, message in failures.items()]
-    for path, name, registry in (
-        ("algorithm.advantage_estimator", algo.advantage_estimator, ADVANTAGE_ESTIMATORS),
-        ("algorithm.loss_aggregation", algo.loss_aggregation, LOSS_AGGREGATIONS),
-        ("algorithm.kl.estimator", algo.kl.estimator, KL_ESTIMATORS),
-    ):
-        if name not in registry:
-            registered = ", ".join(registry.names())
-            hint = "" if algo.plugins else "; a module of algorithm.plugins may register more"
-            issues.append(ConfigIssue(path, f"{name!r} is not a registered {registry.kind} ({registered}){hint}"))
-    return issues
-
-
-def _check_algorithm(cfg: Config) -> list[ConfigIssue]:
-    algo = cfg.algorithm
-    estimator = ADVANTAGE_ESTIMATORS[algo.advantage_estimator]
-    issues = []
-    if estimator.needs_groups and cfg.rollout.samples_per_prompt < 2:
-        issues.append(
-            ConfigIssue(
-                "rollout.samples_per_prompt",
-                f"advantage estimator {algo.advantage_estimator!r} compares samples of the same prompt "
-                f"and needs at least 2 per prompt (got {cfg.rollout.samples_per_prompt})",
-            )
-        )
-    if algo.old_logprobs == "rollout" and not cfg.rollout.return_logprobs:
-        issues.append(ConfigIssue("algorithm.old_logprobs", "'rollout' needs rollout.return_logprobs: true"))
-    if algo.kl.controller == "adaptive" and algo.kl.target is None:
-        issues.append(ConfigIssue("algorithm.kl.target", "is required by the adaptive KL controller"))
-    if algo.kl.controller == "adaptive" and algo.kl.coef == 0:
-        issues.append(ConfigIssue("algorithm.kl.coef", "must be > 0 for the adaptive KL controller to adapt"))
-    if algo.kl.coef > 0 and algo.kl.placement == "loss" and not KL_ESTIMATORS[algo.kl.estimator].usable_as_loss:
-        issues.append(
-            ConfigIssue(
-                "algorithm.kl.estimator",
-                f"{algo.kl.estimator!r} as a loss term has zero expected gradient and does not restrain the "
-                f"policy: use 'k2' or 'k3' with placement 'loss', or placement 'reward' with {algo.kl.estimator!r}",
-            )
-        )
-    if algo.kl.coef > 0 and algo.kl.placement == "reward" and not estimator.kl_in_reward:
-        issues.append(
-            ConfigIssue(
-                "algorithm.kl.placement",
-                f"advantage estimator {algo.advantage_estimator!r} does not take a KL in the reward: set "
-                "placement 'loss' (with 'k2' or 'k3'), or algorithm.kl.coef 0",
-            )
-        )
-    if algo.old_logprobs == "rollout" and cfg.rollout.truncates:
-        issues.append(
-            ConfigIssue(
-                "algorithm.old_logprobs",
-                "'rollout' starts the PPO ratio from the engines' log-probs, which top-k / top-p truncation "
-                "raises above the policy's: use 'recompute' (with algorithm.rollout_correction), or "
-                "rollout.top_p 1 and rollout.top_k -1",
-            )
-        )
-    return issues + _check_rollout_correction(cfg)
-
-
-def _check_rollout_correction(cfg: Config) -> list[ConfigIssue]:
-    correction = cfg.algorithm.rollout_correction
-    if correction.mode == "none":
-        return []
-    issues = []
-    if cfg.algorithm.old_logprobs == "rollout":
-        issues.append(
-            ConfigIssue(
-                "algorithm.rollout_correction.mode",
-                f"'{correction.mode}' weighs pi_old / pi_rollout and needs recomputed old log-probs: set "
-                "algorithm.old_logprobs to 'recompute'",
-            )
-        )
-    if not cfg.rollout.return_logprobs:
-        issues.append(
-            ConfigIssue(
-                "algorithm.rollout_correction.mode",
-                f"'{correction.mode}' needs the engines' log-probs: set rollout.return_logprobs to true",
-            )
-        )
-    if correction.mode == "mis" and correction.mis_low >= correction.mis_high:
-        issues.append(
-            ConfigIssue(
-                "algorithm.rollout_correction.mis_low",
-                f"{correction.mis_low:g} must be below mis_high ({correction.mis_high:g})",
-            )
-        )
-    return issues
-
-
 def _check_lengths(cfg: Config) -> list[ConfigIssue]:
     if cfg.models.tiny is None:
         return []
@@ -295,105 +195,6 @@ def _check_offload(cfg: Config) -> list[ConfigIssue]:
             issues.append(
                 ConfigIssue(f"train.{role}", "offloading to CPU memory only applies on GPUs (resources.device is cpu)")
             )
-    return issues
-
-
-def _check_colocation(cfg: Config) -> list[ConfigIssue]:
-    issues = []
-    seen: set[str] = set()
-    for i, group in enumerate(cfg.resources.colocate):
-        path = f"resources.colocate.{i}"
-        if len(group) < 2:
-            issues.append(ConfigIssue(path, f"a colocation group needs at least two roles, got {group}"))
-        repeated = seen.intersection(group)
-        if repeated or len(set(group)) < len(group):
-            issues.append(ConfigIssue(path, f"a role may be in only one colocation group: {sorted(repeated or group)}"))
-        seen.update(group)
-        shapes = {role: cfg.resources.role(role) for role in group}
-        if len({(r.num_nodes, r.gpus_per_node) for r in shapes.values()}) > 1:
-            described = ", ".join(f"{role}: {r.num_nodes}x{r.gpus_per_node}" for role, r in shapes.items())
-            issues.append(ConfigIssue(path, f"colocated roles need the same nodes x gpus_per_node ({described})"))
-    return issues
-
-
-def _units(cfg: Config, kind: str) -> list[PlacementUnit]:
-    """The placement plan's units, as they would be on a cluster of ``kind`` devices."""
-    device = DeviceProfile(kind)
-    return [*plan_placement(cfg, device, cfg.active_roles()), *rollout_units(cfg, device)]
-
-
-def _label(cfg: Config, unit: PlacementUnit) -> str:
-    if unit.roles == ("rollout",):
-        return f"rollout ({cfg.rollout.num_engines} engines x tp {cfg.rollout.tensor_parallel_size})"
-    return unit.name
-
-
-def _check_resources_fit(cfg: Config) -> list[ConfigIssue]:
-    res = cfg.resources
-    issues = []
-    for role in cfg.active_roles():
-        shape = res.role(role)
-        if shape.num_nodes > res.num_nodes:
-            issues.append(
-                ConfigIssue(
-                    f"resources.{role}.num_nodes", f"{shape.num_nodes} exceeds resources.num_nodes ({res.num_nodes})"
-                )
-            )
-    engine_nodes = cfg.rollout.num_nodes
-    if engine_nodes is not None and engine_nodes > res.num_nodes:
-        issues.append(ConfigIssue("rollout.num_nodes", f"{engine_nodes} exceeds resources.num_nodes ({res.num_nodes})"))
-    if engine_nodes is not None and cfg.rollout.num_engines % engine_nodes:
-        issues.append(
-            ConfigIssue(
-                "rollout.num_nodes",
-                f"{engine_nodes} does not divide rollout.num_engines ({cfg.rollout.num_engines}): "
-                "every node holds the same number of engines",
-            )
-        )
-    if res.device == "cpu":
-        if res.num_cpus is None:
-            return issues
-        units = _units(cfg, "cpu")
-        actors = sum(unit.world_size for unit in units)
-        needed = sum(unit.total()["CPU"] for unit in units)
-        if needed > res.num_cpus:
-            issues.append(
-                ConfigIssue(
-                    "resources.num_cpus",
-                    f"{res.num_cpus} logical CPUs, but the roles need {needed:g} "
-                    f"({actors} actors x resources.cpus_per_actor {res.cpus_per_actor:g})",
-                )
-            )
-        return issues
-    for role in cfg.active_roles():
-        shape = res.role(role)
-        if shape.gpus_per_node > res.gpus_per_node:
-            issues.append(
-                ConfigIssue(
-                    f"resources.{role}.gpus_per_node",
-                    f"{shape.gpus_per_node} exceeds resources.gpus_per_node ({res.gpus_per_node})",
-                )
-            )
-    if cfg.rollout.tensor_parallel_size > res.gpus_per_node:
-        issues.append(
-            ConfigIssue(
-                "rollout.tensor_parallel_size",
-                f"{cfg.rollout.tensor_parallel_size} exceeds resources.gpus_per_node ({res.gpus_per_node}): "
-                "an engine is kept within one node",
-            )
-        )
-    gpus = {_label(cfg, unit): int(unit.total().get("GPU", 0)) for unit in _units(cfg, "cuda")}
-    needed = sum(gpus.values())
-    available = res.num_nodes * res.gpus_per_node
-    if needed > available:
-        breakdown = ", ".join(f"{label}: {count}" for label, count in gpus.items() if count)
-        issues.append(
-            ConfigIssue(
-                "resources",
-                f"the roles need {needed} GPUs ({breakdown}) but the cluster has {available} "
-                f"(num_nodes {res.num_nodes} x gpus_per_node {res.gpus_per_node})",
-            )
-        )
     return issues
 
 

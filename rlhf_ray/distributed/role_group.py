@@ -1,10 +1,8 @@
 """A role group: N Ray actors of one worker class that form one torch.distributed group. The driver
-talks to it as to one object.
-
-``run`` shards a batch over the ranks and gathers the results in order. Forward passes accept any
-batch size: the batch is padded with copies of its last row to a multiple of the world size (ranks
-of a ZeRO-3 group must run the same number of forward passes) and the padding is dropped from the
-result. Updates must divide evenly, since a copied row would be trained on twice.
+talks to it as to one object: every worker method declared with ``@dispatch`` is a method of the group
+of the same name, which starts it on the ranks as declared and returns a ``GroupCall`` (``.result()``
+waits and gathers). Batches are any row container with ``len``, ``select`` and ``chunks``
+(``SequenceBatch``, ``PreferenceBatch``).
 """
 
 from __future__ import annotations
@@ -18,13 +16,14 @@ import torch
 
 from rlhf_ray.config import Config
 from rlhf_ray.config.device import DeviceProfile
-from rlhf_ray.data import SequenceBatch
+from rlhf_ray.distributed.dispatch import Dispatch, dispatch_mode
 from rlhf_ray.distributed.placement import RoleSlots
 
 
 class RoleGroup:
     def __init__(self, name: str, worker_cls: type, slots: RoleSlots, cfg: Config, device: DeviceProfile):
         self.name = name
+        self.worker_cls = worker_cls
         self.world_size = slots.world_size
         self.holds_model: bool = worker_cls.holds_model
         actor_cls = ray.remote(worker_cls)
@@ -39,34 +38,66 @@ class RoleGroup:
         master_addr, master_port = ray.get(self.actors[0].rendezvous_address.remote())
         ray.get([actor.init_process_group.remote(master_addr, master_port) for actor in self.actors])
 
-    def call(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
-        """``method`` on every rank with the same arguments; the results in rank order."""
-        return ray.get(self.call_async(method, *args, **kwargs))
-
-    def call_async(self, method: str, *args: Any, **kwargs: Any) -> list[ray.ObjectRef]:
-        return [getattr(actor, method).remote(*args, **kwargs) for actor in self.actors]
-
-    def run(self, method: str, batch: SequenceBatch, **kwargs: Any) -> Any:
-        """``method`` on every rank with its shard of ``batch``, results gathered (see ``submit``)."""
-        return self.submit(method, batch, **kwargs).result()
-
-    def submit(self, method: str, batch: SequenceBatch, *, even: bool = False, **kwargs: Any) -> ShardedCall:
-        """Start ``method`` on every rank with its shard; ``even`` requires equal shards (updates)."""
-        if even and len(batch) % self.world_size:
-            raise ValueError(
-                f"{self.name}.{method}: {len(batch)} samples do not split evenly over {self.world_size} ranks"
+    def __getattr__(self, name: str) -> GroupMethod:
+        worker_cls = self.__dict__.get("worker_cls")
+        mode = None if worker_cls is None else dispatch_mode(worker_cls, name)
+        if mode is None:
+            raise AttributeError(
+                f"{getattr(worker_cls, '__name__', 'the worker')}.{name} is not a method a role group calls "
+                "(declare it with @dispatch)"
             )
-        padded = _pad_to_multiple(batch, self.world_size)
-        shards = padded.chunks([len(padded) // self.world_size] * self.world_size)
-        refs = [
-            getattr(actor, method).remote(shard, **kwargs) for actor, shard in zip(self.actors, shards, strict=True)
-        ]
-        return ShardedCall(refs, len(batch))
+        return GroupMethod(self, name, mode)
 
     def shutdown(self) -> None:
         ray.get([actor.shutdown.remote() for actor in self.actors])
         for actor in self.actors:
             ray.kill(actor)
+
+
+class GroupMethod:
+    """A worker method as the group calls it: ``method(*args, **kwargs)`` starts it on every rank."""
+
+    def __init__(self, group: RoleGroup, name: str, mode: Dispatch):
+        self.group, self.name, self.mode = group, name, mode
+
+    def __call__(self, *args: Any, **kwargs: Any) -> GroupCall:
+        actors = self.group.actors
+        if self.mode in (Dispatch.ALL, Dispatch.RANK_ZERO):
+            refs = [getattr(actor, self.name).remote(*args, **kwargs) for actor in actors]
+            return GroupCall(refs, self.mode)
+        batch, *rest = args
+        if self.mode is Dispatch.EVEN and len(batch) % len(actors):
+            raise ValueError(
+                f"{self.group.name}.{self.name}: {len(batch)} samples do not split evenly over {len(actors)} ranks"
+            )
+        padded = _pad_to_multiple(batch, len(actors))
+        shards = padded.chunks([len(padded) // len(actors)] * len(actors))
+        refs = [
+            getattr(actor, self.name).remote(shard, *rest, **kwargs)
+            for actor, shard in zip(actors, shards, strict=True)
+        ]
+        return GroupCall(refs, self.mode, len(batch))
+
+
+class GroupCall:
+    """One call running on every rank of a group; ``result()`` waits and gathers as its mode says."""
+
+    def __init__(self, refs: Sequence[ray.ObjectRef], mode: Dispatch, batch_size: int | None = None):
+        self.refs = list(refs)
+        self.mode = mode
+        self.batch_size = batch_size
+
+    def result(self) -> Any:
+        results = ray.get(self.refs)
+        if self.mode is Dispatch.ALL:
+            return results
+        if self.mode is Dispatch.RANK_ZERO:
+            return results[0]
+        if isinstance(results[0], torch.Tensor):
+            return torch.cat(results)[: self.batch_size]
+        if isinstance(results[0], dict):
+            return {key: sum(r[key] for r in results) / len(results) for key in results[0]}
+        return results
 
 
 def share_cores(groups: Iterable[RoleGroup]) -> None:
@@ -80,24 +111,7 @@ def share_cores(groups: Iterable[RoleGroup]) -> None:
             actor.share_cores.remote(ranks_on[node])
 
 
-class ShardedCall:
-    """Results of one call on every rank, gathered on ``result()``: tensors are concatenated in rank
-    order (padding dropped), dicts of metrics averaged over ranks."""
-
-    def __init__(self, refs: Sequence[ray.ObjectRef], batch_size: int):
-        self.refs = list(refs)
-        self.batch_size = batch_size
-
-    def result(self) -> Any:
-        results = ray.get(self.refs)
-        if isinstance(results[0], torch.Tensor):
-            return torch.cat(results)[: self.batch_size]
-        if isinstance(results[0], dict):
-            return {key: sum(r[key] for r in results) / len(results) for key in results[0]}
-        return results
-
-
-def _pad_to_multiple(batch: SequenceBatch, multiple: int) -> SequenceBatch:
+def _pad_to_multiple(batch, multiple: int):
     missing = -len(batch) % multiple
     if not missing:
         return batch

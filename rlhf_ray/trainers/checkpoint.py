@@ -57,7 +57,7 @@ class Checkpointer:
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         for name, group in groups.items():
-            group.call("save", str(partial / name))
+            group.save(str(partial / name)).result()
         (partial / STATE_FILE).write_text(json.dumps(state, indent=2))
         shutil.rmtree(final, ignore_errors=True)
         partial.rename(final)
@@ -68,5 +68,5 @@ class Checkpointer:
     def load(self, path: Path, groups: Mapping[str, RoleGroup]) -> dict[str, Any]:
         """Restore every group from ``path``; returns the driver's state."""
         for name, group in groups.items():
-            group.call("load", str(path / name))
+            group.load(str(path / name)).result()
         return json.loads((path / STATE_FILE).read_text())

@@ -22,7 +22,7 @@ from rlhf_ray.data.prompts import Prompt, PromptSet, load_prompts
 from rlhf_ray.data.rollouts import batch_from_samples
 from rlhf_ray.data.sampler import PromptSampler
 from rlhf_ray.distributed.cluster import connect
-from rlhf_ray.distributed.role_group import ShardedCall, share_cores
+from rlhf_ray.distributed.role_group import GroupCall, share_cores
 from rlhf_ray.engines.rollout import SamplingSpec
 from rlhf_ray.models import load_tokenizer
 from rlhf_ray.models.paths import resolve_model_paths
@@ -99,7 +99,7 @@ def train(cfg: Config) -> TrainResult:
         export_dir = None
         if cfg.checkpoint.export_dir is not None:
             export_dir = Path(cfg.checkpoint.export_dir)
-            roles.policy.call("export_hf", str(export_dir), paths.policy)
+            roles.policy.export_hf(str(export_dir), paths.policy).result()
         tracker.finish()
         return TrainResult(total_steps, last_checkpoint, export_dir, Path(tracker.metrics_file.name), tracker.run_dir)
     finally:
@@ -125,9 +125,9 @@ class PPOIteration:
         with timer.phase("advantages"):
             batch, metrics = compute_advantages(batch, cfg.algorithm, self.kl.value, cfg.rollout.samples_per_prompt)
         share_cores(roles.trained().values())
-        updates = {"policy_update": roles.policy.submit("update", batch, even=True, kl_coef=self.kl.value)}
+        updates = {"policy_update": roles.policy.update(batch, kl_coef=self.kl.value)}
         if roles.critic is not None:
-            updates["critic_update"] = roles.critic.submit("update", batch, even=True)
+            updates["critic_update"] = roles.critic.update(batch)
         results = _gather_timed(updates, timer)
         state.policy_version += 1
         with timer.phase("weight_sync"):
@@ -159,15 +159,15 @@ class PPOIteration:
     def score(self, batch: SequenceBatch, timer: PhaseTimer) -> SequenceBatch:
         """Reward, policy, reference and critic forwards, in parallel."""
         roles = self.roles
-        forwards = {"reward": (roles.reward, "scores")}
+        forwards = {"reward": roles.reward.scores}
         if self.cfg.algorithm.old_logprobs == "recompute":
-            forwards["logprobs"] = (roles.policy, "logprobs")
+            forwards["logprobs"] = roles.policy.logprobs
         if roles.reference is not None:
-            forwards["reference"] = (roles.reference, "logprobs")
+            forwards["reference"] = roles.reference.logprobs
         if roles.critic is not None:
-            forwards["values"] = (roles.critic, "values")
-        share_cores(group for group, _ in forwards.values())
-        calls = {name: group.submit(method, batch) for name, (group, method) in forwards.items()}
+            forwards["values"] = roles.critic.values
+        share_cores(method.group for method in forwards.values())
+        calls = {name: method(batch) for name, method in forwards.items()}
         results = _gather_timed(calls, timer)
         return batch.with_fields(
             scores=results["reward"],
@@ -181,7 +181,7 @@ class PPOIteration:
         greedy = SamplingSpec(1, 0.0, 1.0, -1, self.cfg.rollout.max_new_tokens, tuple(self.cfg.rollout.stop_token_ids))
         batch = self.generate(eval_set.items, greedy, state.policy_version)
         share_cores([self.roles.reward])
-        scores = self.roles.reward.run("scores", batch)
+        scores = self.roles.reward.scores(batch).result()
         return {
             "eval/reward_mean": float(scores.mean()),
             "eval/response_length": float(batch.response_mask.sum(-1).float().mean()),
@@ -196,7 +196,7 @@ class PPOIteration:
         return {f"{section}/gold_reward": float(values.mean())}
 
 
-def _gather_timed(calls: dict[str, ShardedCall], timer: PhaseTimer) -> dict[str, Any]:
+def _gather_timed(calls: dict[str, GroupCall], timer: PhaseTimer) -> dict[str, Any]:
     """Wait for calls running in parallel; each phase's time is until its own last rank finished."""
     start = time.perf_counter()
     owner = {ref: name for name, call in calls.items() for ref in call.refs}

@@ -55,7 +55,7 @@ class SFTStage(Stage[Demonstration]):
         return demonstration_batch(items, pad_token_id)
 
     def evaluate(self, group: RoleGroup, batch) -> dict[str, float]:
-        loss = float(group.run("response_nll", batch).sum() / batch.response_mask.sum())
+        loss = float(group.response_nll(batch).result().sum() / batch.response_mask.sum())
         return {"eval/loss": loss, "eval/perplexity": float(torch.tensor(loss).exp())}
 
 
@@ -83,7 +83,7 @@ class RewardModelStage(Stage[PreferencePair]):
         return preference_batch(items, pad_token_id)
 
     def evaluate(self, group: RoleGroup, batch: PreferenceBatch) -> dict[str, float]:
-        scores = group.run("pair_scores", batch)
+        scores = group.pair_scores(batch).result()
         gap = scores[:, 0] - scores[:, 1]
         return {"eval/accuracy": float((gap > 0).float().mean()), "eval/margin": float(gap.mean())}
 
@@ -91,5 +91,5 @@ class RewardModelStage(Stage[PreferencePair]):
         self, group: RoleGroup, train_items: list[PreferencePair], pad_token_id: int, export_dir: Path
     ) -> None:
         """Save the mean and std of the scores of every training response, for ``reward.normalize``."""
-        scores = group.run("pair_scores", self.batch(train_items, pad_token_id)).flatten()
+        scores = group.pair_scores(self.batch(train_items, pad_token_id)).result().flatten()
         RewardStats(float(scores.mean()), float(scores.std()), scores.numel()).save(export_dir)

@@ -90,7 +90,7 @@ def run_stage(stage: Stage) -> StageResult:
     group = RoleGroup(stage.role, stage.worker_cls, slots[stage.role], cfg, device)
     try:
         share_cores([group])  # the stage's one group has the cores to itself
-        group.call("setup", init_path, total_steps)
+        group.setup(init_path, total_steps).result()
         state = {"step": 0, "sampler": sampler.state_dict(), "run_name": default_run_name(cfg, stage.job)}
         if resume_from is not None:
             state = checkpoints.load(resume_from, {stage.role: group})
@@ -106,7 +106,7 @@ def run_stage(stage: Stage) -> StageResult:
             with timer.phase("step"):
                 batch = stage.batch([train_rows.items[i] for i in sampler.next_batch()], tokenizer.pad_token_id)
                 with timer.phase("update"):
-                    metrics = {f"train/{k}": v for k, v in group.submit("update", batch, even=True).result().items()}
+                    metrics = {f"train/{k}": v for k, v in group.update(batch).result().items()}
                 if eval_batch is not None and (every(step, section.eval_interval) or last):
                     with timer.phase("evaluate"):
                         metrics.update(stage.evaluate(group, eval_batch))
@@ -119,7 +119,7 @@ def run_stage(stage: Stage) -> StageResult:
         export_dir = None
         if section.checkpoint.export_dir is not None:
             export_dir = Path(section.checkpoint.export_dir)
-            group.call("export_hf", str(export_dir), init_path)
+            group.export_hf(str(export_dir), init_path).result()
             stage.after_export(group, train_rows.items, tokenizer.pad_token_id, export_dir)
         tracker.finish()
         return StageResult(total_steps, export_dir, Path(tracker.metrics_file.name), metrics, tracker.run_dir)

@@ -19,6 +19,7 @@ from rlhf_ray.config.device import DeviceProfile
 from rlhf_ray.config.plugins import require_plugins
 from rlhf_ray.config.schema import OptimizationConfig
 from rlhf_ray.data import SequenceBatch
+from rlhf_ray.distributed.dispatch import Dispatch, dispatch
 from rlhf_ray.distributed.process_group import destroy_process_group, init_process_group, rendezvous_address
 from rlhf_ray.engines.deepspeed_engine import InferenceEngine, TrainingEngine
 from rlhf_ray.workers.training_loop import LossFn, LossUnits, train_on_batch
@@ -58,6 +59,7 @@ class RoleWorker:
             self.rank, self.world_size, master_addr, master_port, self.device_profile.backend, PROCESS_GROUP_TIMEOUT_S
         )
 
+    @dispatch(Dispatch.ALL)
     def node_id(self) -> str:
         return ray.get_runtime_context().get_node_id()
 
@@ -137,13 +139,16 @@ class TrainedRoleWorker(ModelRoleWorker):
         micro_batch_size = self._train_config.micro_batch_size
         return train_on_batch(self.engine, batch, loss_fn, micro_batch_size, epochs, seed, units)
 
+    @dispatch(Dispatch.RANK_ZERO)
     def state_dict(self) -> dict[str, torch.Tensor] | None:
         """Full weights on rank 0 (every rank must call: a collective under ZeRO-3)."""
         return self.engine.full_state_dict()
 
+    @dispatch(Dispatch.ALL)
     def save(self, directory: str) -> None:
         self.engine.save(directory)
 
+    @dispatch(Dispatch.ALL)
     def export_hf(self, directory: str, source_folder: str) -> None:
         """Write the full model as a plain HF folder (every rank calls; rank 0 writes), with the tokenizer
         and configs of ``source_folder``; written aside and renamed when complete."""
@@ -158,5 +163,6 @@ class TrainedRoleWorker(ModelRoleWorker):
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
 
+    @dispatch(Dispatch.ALL)
     def load(self, directory: str) -> None:
         self.engine.load(directory)

@@ -7,6 +7,7 @@ import torch
 from rlhf_ray.algorithms import clipped_value_loss
 from rlhf_ray.config.schema import RoleTrainingConfig
 from rlhf_ray.data import SequenceBatch
+from rlhf_ray.distributed.dispatch import Dispatch, dispatch
 from rlhf_ray.models import load_value_model
 from rlhf_ray.models.forward import response_values
 from rlhf_ray.workers.base import TrainedRoleWorker, response_units
@@ -17,13 +18,16 @@ class CriticWorker(TrainedRoleWorker):
     def _train_config(self) -> RoleTrainingConfig:
         return self.cfg.train.critic
 
+    @dispatch(Dispatch.ALL)
     def setup(self, model_path: str, total_steps: int) -> None:
         self._start_engine(lambda: load_value_model(model_path, "float32", role="critic"), total_steps)
 
+    @dispatch(Dispatch.SHARDED)
     def values(self, batch: SequenceBatch) -> torch.Tensor:
         """[B, R] values of the states before each response token."""
         return self._forward(response_values, batch)
 
+    @dispatch(Dispatch.EVEN)
     def update(self, batch: SequenceBatch) -> dict[str, float]:
         """Value epochs over this rank's share of the batch (needs values and returns)."""
         algo = self.cfg.algorithm

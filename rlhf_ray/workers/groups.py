@@ -57,7 +57,7 @@ def start_role_groups(cfg: Config, device: DeviceProfile, paths: ModelPaths, ite
         "reference": (paths.reference,),
         "reward": (paths.reward,) if cfg.reward.source == "model" else (),
     }
-    setups = [ref for role, group in groups.items() for ref in group.call_async("setup", *setup_args[role])]
+    setups = [ref for role, group in groups.items() for ref in group.setup(*setup_args[role]).refs]
     rollout = RolloutGroup(cfg, device, slots.get("rollout"), paths.policy, groups["policy"])
     ray.get(setups + rollout.ready())
     return RoleGroups(

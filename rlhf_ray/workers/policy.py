@@ -9,6 +9,7 @@ import torch
 from rlhf_ray.algorithms import aggregate_loss, kl_estimate, ppo_policy_loss
 from rlhf_ray.config.schema import RoleTrainingConfig
 from rlhf_ray.data import SequenceBatch
+from rlhf_ray.distributed.dispatch import Dispatch, dispatch
 from rlhf_ray.models import load_causal_lm
 from rlhf_ray.models.forward import response_logprobs, response_logprobs_and_entropy
 from rlhf_ray.workers.base import TrainedRoleWorker, response_units
@@ -20,13 +21,16 @@ class PolicyWorker(InProcessRollout, TrainedRoleWorker):
     def _train_config(self) -> RoleTrainingConfig:
         return self.cfg.train.policy
 
+    @dispatch(Dispatch.ALL)
     def setup(self, model_path: str, total_steps: int) -> None:
         self._start_engine(lambda: load_causal_lm(model_path, "float32", role="policy"), total_steps)
 
+    @dispatch(Dispatch.SHARDED)
     def logprobs(self, batch: SequenceBatch) -> torch.Tensor:
         """[B, R] log-probs of the responses under the current policy at the sampling temperature."""
         return self._forward(partial(response_logprobs, temperature=self.cfg.rollout.scoring_temperature), batch)
 
+    @dispatch(Dispatch.EVEN)
     def update(self, batch: SequenceBatch, kl_coef: float) -> dict[str, float]:
         """PPO epochs over this rank's share (needs old_logprobs and advantages; ref_logprobs too when the
         KL is a loss term, is_weights with a rollout correction). Every term is aggregated over the

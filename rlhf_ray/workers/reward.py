@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from rlhf_ray.data import SequenceBatch
+from rlhf_ray.distributed.dispatch import Dispatch, dispatch
 from rlhf_ray.engines.deepspeed_engine import InferenceEngine
 from rlhf_ray.models import load_sequence_score_model
 from rlhf_ray.models.forward import sequence_scores
@@ -22,6 +23,7 @@ def _clipped(scores: torch.Tensor, clip: float | None) -> torch.Tensor:
 
 
 class RewardModelWorker(FrozenRoleWorker):
+    @dispatch(Dispatch.ALL)
     def setup(self, model_path: str) -> None:
         model = self.cfg.models.reward
         self.engine = InferenceEngine(
@@ -32,6 +34,7 @@ class RewardModelWorker(FrozenRoleWorker):
         )
         self.stats = RewardStats.load(model_path) if self.cfg.reward.normalize else None
 
+    @dispatch(Dispatch.SHARDED)
     def scores(self, batch: SequenceBatch) -> torch.Tensor:
         """[B] reward-model scores of the full sequences (standardised when ``reward.normalize``)."""
         scores = self._forward(sequence_scores, batch)
@@ -41,9 +44,11 @@ class RewardModelWorker(FrozenRoleWorker):
 
 
 class RewardFunctionWorker(RoleWorker):
+    @dispatch(Dispatch.ALL)
     def setup(self) -> None:
         self.function = import_reward_function(self.cfg.reward.function)
 
+    @dispatch(Dispatch.SHARDED)
     def scores(self, batch: SequenceBatch) -> torch.Tensor:
         """[B] scores from the configured function of (prompts, responses, labels)."""
         values = call_reward_function(self.function, self.cfg.reward.function, batch.texts, len(batch))

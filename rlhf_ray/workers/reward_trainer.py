@@ -7,6 +7,7 @@ import torch
 from rlhf_ray.algorithms import bradley_terry_loss
 from rlhf_ray.config.schema import OptimizationConfig
 from rlhf_ray.data.preferences import PreferenceBatch
+from rlhf_ray.distributed.dispatch import Dispatch, dispatch
 from rlhf_ray.models import load_sequence_score_model
 from rlhf_ray.models.forward import pair_scores
 from rlhf_ray.workers.base import TrainedRoleWorker
@@ -17,9 +18,11 @@ class RewardTrainerWorker(TrainedRoleWorker):
     def _train_config(self) -> OptimizationConfig:
         return self.cfg.reward_model.train
 
+    @dispatch(Dispatch.ALL)
     def setup(self, model_path: str, total_steps: int) -> None:
         self._start_engine(lambda: load_sequence_score_model(model_path, "float32", role="reward_model"), total_steps)
 
+    @dispatch(Dispatch.EVEN)
     def update(self, pairs: PreferenceBatch) -> dict[str, float]:
         """One optimizer step on this rank's pairs: -log sigmoid(chosen - rejected [- margin])."""
 
@@ -30,6 +33,7 @@ class RewardTrainerWorker(TrainedRoleWorker):
 
         return self._train(pairs, loss_fn)
 
+    @dispatch(Dispatch.SHARDED)
     def pair_scores(self, pairs: PreferenceBatch) -> torch.Tensor:
         """[N, 2] scores of each pair's chosen and rejected response."""
         return self._forward(pair_scores, pairs)

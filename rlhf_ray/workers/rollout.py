@@ -10,8 +10,8 @@ import torch
 from rlhf_ray.config import Config
 from rlhf_ray.config.device import DeviceProfile
 from rlhf_ray.data.rollouts import Sample
-from rlhf_ray.distributed.weight_sync import TensorSpec
-from rlhf_ray.engines.rollout import HFEngine, RolloutEngine, SamplingSpec, VLLMEngine
+from rlhf_ray.distributed.weight_sync.buckets import TensorSpec
+from rlhf_ray.engines.rollout import RolloutEngine, SamplingSpec, create_rollout_engine
 from rlhf_ray.workers.base import available_cores
 
 
@@ -24,15 +24,9 @@ class RolloutWorker:
         self.index = engine_index
         self.device = device
         self.version = 0
-        rollout = cfg.rollout
         if device.kind == "cpu" and cfg.resources.threads_per_actor is None:
             _share_cores_between_engines(cfg)
-        if rollout.engine == "vllm":
-            max_model_len = cfg.data.max_prompt_length + rollout.max_new_tokens
-            on_gpu = device.kind == "cuda"
-            self.engine: RolloutEngine = VLLMEngine(model_path, rollout, max_model_len, cfg.seed + engine_index, on_gpu)
-        else:
-            self.engine = HFEngine(model_path, rollout, device.torch_device)
+        self.engine: RolloutEngine = create_rollout_engine(model_path, cfg, engine_index, device)
 
     def weights_version(self) -> int:
         return self.version

@@ -12,7 +12,7 @@ from rlhf_ray.config.device import DeviceProfile
 from rlhf_ray.data.rollouts import Sample
 from rlhf_ray.distributed.placement import RoleSlots
 from rlhf_ray.distributed.role_group import RoleGroup, share_cores
-from rlhf_ray.distributed.weight_sync import TensorSpec, bucket_plan
+from rlhf_ray.distributed.weight_sync.strategies import create_weight_sync
 from rlhf_ray.engines.rollout import SamplingSpec
 from rlhf_ray.workers.rollout import RolloutWorker, StaleWeightsError
 
@@ -29,12 +29,12 @@ class RolloutGroup:
     ):
         self.cfg = cfg
         self.version = 0
-        self._bucket_plan: list[list[TensorSpec]] | None = None  # set when the sync group forms
-        self.in_process = cfg.rollout.weight_sync == "in_process"
+        self.weight_sync = create_weight_sync(cfg)
+        self.in_process = self.weight_sync.engines_inside_policy
         self.policy = policy
         if self.in_process:
             self.engines = policy.actors
-            policy.call_async("start_rollout_engine", model_path)
+            policy.start_rollout_engine(model_path)
             return
         actor_cls = ray.remote(RolloutWorker)
         self.engines = [
@@ -93,47 +93,12 @@ class RolloutGroup:
         return [samples for start in sorted(results) for samples in results[start]]
 
     def sync_from(self, policy: RoleGroup, version: int) -> float:
-        """Push the policy's current weights, which are its ``version``, to every engine; returns the
-        seconds it took. Each engine must then report that version."""
+        """Push the policy's current weights, which are its ``version``, to every engine, as
+        ``rollout.weight_sync`` says; returns the seconds it took."""
         started = time.perf_counter()
-        if self.in_process:
-            policy.call("load_own_engine", version)
-        elif self.cfg.rollout.weight_sync == "broadcast":
-            self._broadcast(policy, version)
-        else:
-            state = policy.call_async("state_dict")
-            ray.get([engine.load_weights.remote(state[0], version) for engine in self.engines] + state[1:])
-        held = ray.get([engine.weights_version.remote() for engine in self.engines])
-        if held != [version] * len(self.engines):
-            raise RuntimeError(f"weight sync to version {version} failed: the engines hold versions {held}")
+        self.weight_sync.sync(policy, self.engines, version)
         self.version = version
         return time.perf_counter() - started
-
-    def _broadcast(self, policy: RoleGroup, version: int) -> None:
-        if self._bucket_plan is None:
-            self._bucket_plan = self._join_sync_group(policy)
-        ray.get(
-            policy.call_async("broadcast_weights", self._bucket_plan)
-            + [engine.receive_weights.remote(self._bucket_plan, version) for engine in self.engines]
-        )
-
-    def _join_sync_group(self, policy: RoleGroup) -> list[list[TensorSpec]]:
-        """Form the sync group of policy rank 0 and every engine's model-holding processes; the bucket
-        plan of the policy's parameters, which stays the same for the whole run."""
-        sender = policy.actors[0]
-        master_addr, master_port = ray.get(sender.rendezvous_address.remote())
-        members = ray.get([engine.sync_ranks.remote() for engine in self.engines])
-        first_ranks = [1 + sum(members[:index]) for index in range(len(members))]
-        world = 1 + sum(members)
-        ray.get(
-            [sender.join_weight_sync.remote(master_addr, master_port, world)]
-            + [
-                engine.join_weight_sync.remote(master_addr, master_port, first, world)
-                for first, engine in zip(first_ranks, self.engines, strict=True)
-            ]
-        )
-        specs = ray.get(sender.weight_specs.remote(self.cfg.rollout.dtype))
-        return bucket_plan(specs, self.cfg.rollout.sync_bucket_bytes)
 
     def shutdown(self) -> None:
         if self.in_process:

@@ -9,7 +9,8 @@ import deepspeed
 import torch
 
 from rlhf_ray.data.rollouts import Sample
-from rlhf_ray.distributed.weight_sync import DTYPES, SyncGroup, TensorSpec, bucket_plan, send_buckets
+from rlhf_ray.distributed.dispatch import Dispatch, dispatch
+from rlhf_ray.distributed.weight_sync.buckets import DTYPES, SyncGroup, TensorSpec, bucket_plan, send_buckets
 from rlhf_ray.engines.rollout import SamplingSpec
 from rlhf_ray.workers.rollout import RolloutWorker
 
@@ -28,6 +29,7 @@ class WeightSender:
         """Rank 0 only: host the sync group as its rank 0."""
         self.sync_group = SyncGroup(master_addr, master_port, 0, world_size, self.device_profile.backend)
 
+    @dispatch(Dispatch.ALL)
     @torch.no_grad()
     def broadcast_weights(self, plan: list[list[TensorSpec]]) -> None:
         """Every rank: gather each bucket's parameters (a collective under ZeRO-3); rank 0 sends them."""
@@ -52,6 +54,7 @@ class InProcessRollout(WeightSender):
     """A rollout engine inside each policy rank (``rollout.weight_sync: in_process``): the driver calls
     the policy's actors as engines, and a sync copies each rank's weights into its own engine."""
 
+    @dispatch(Dispatch.ALL)
     def start_rollout_engine(self, model_path: str) -> None:
         """After ``setup``: the engine, and the bucket plan every sync of it follows."""
         self.rollout = RolloutWorker(self.cfg, self.rank, self.device_profile, model_path)
@@ -67,6 +70,7 @@ class InProcessRollout(WeightSender):
         return self.rollout.generate(prompts, sampling, seeds, version)
 
     @torch.no_grad()
+    @dispatch(Dispatch.ALL)
     def load_own_engine(self, version: int) -> None:
         """Every rank (a collective under ZeRO-3): the current weights into this rank's engine."""
         state = {}

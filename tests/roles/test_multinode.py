@@ -27,17 +27,17 @@ def test_a_two_node_group_spreads_over_both_nodes_and_trains(tiny_dir, tiny_path
     slots = reserve(plan_placement(cfg, CPU, ["policy"]), timeout_s=60)
     group = RoleGroup("policy", PolicyWorker, slots["policy"], cfg, CPU)
     try:
-        node_ids = group.call("node_id")
+        node_ids = group.node_id().result()
         assert len(set(node_ids)) == 2
         assert set(node_ids) == {node["NodeID"] for node in ray.nodes() if node["Alive"]}
-        group.call("setup", tiny_paths.policy, 10)
+        group.setup(tiny_paths.policy, 10).result()
         batch = random_batch(8, seed=1)
-        old = group.run("logprobs", batch)
+        old = group.logprobs(batch).result()
         batch = batch.with_fields(old_logprobs=old, advantages=batch.response_mask.float())
-        metrics = group.submit("update", batch, even=True, kl_coef=0.0).result()
+        metrics = group.update(batch, kl_coef=0.0).result()
         assert metrics["grad_norm"] > 0
         # Raising the log-prob of every response token is what a positive advantage asks for.
-        assert (group.run("logprobs", batch) - old).sum() > 0
+        assert (group.logprobs(batch).result() - old).sum() > 0
     finally:
         group.shutdown()
         release(slots)

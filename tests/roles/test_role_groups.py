@@ -98,14 +98,14 @@ def test_colocated_roles_share_a_placement_group(four_roles):
 @pytest.mark.parametrize("size", [7, 1])  # 7 shards unevenly over 2 ranks; 1 leaves a rank only padding
 def test_sharded_forwards_equal_single_process_transformers(four_roles, tiny_paths, size):
     batch = random_batch(size, seed=size)
-    policy = four_roles.policy.run("logprobs", batch)
+    policy = four_roles.policy.logprobs(batch).result()
     assert policy.shape == batch.response_mask.shape
     assert (policy - reference_logprobs(tiny_paths.policy, batch)).abs().max() < EXACT
-    reference = four_roles.reference.run("logprobs", batch)
+    reference = four_roles.reference.logprobs(batch).result()
     assert (reference - reference_logprobs(tiny_paths.reference, batch)).abs().max() < EXACT
-    values = four_roles.critic.run("values", batch)
+    values = four_roles.critic.values(batch).result()
     assert (values - reference_values(tiny_paths.critic, batch)).abs().max() < EXACT
-    scores = four_roles.reward.run("scores", batch)
+    scores = four_roles.reward.scores(batch).result()
     assert scores.shape == (size,)
     assert (scores - reference_scores(tiny_paths.reward, batch)).abs().max() < EXACT
 
@@ -113,30 +113,30 @@ def test_sharded_forwards_equal_single_process_transformers(four_roles, tiny_pat
 def test_updates_lower_the_loss_and_leave_the_reference_alone(four_roles):
     batch = random_batch(8, seed=11)
     gen = torch.Generator().manual_seed(3)
-    reference_before = four_roles.reference.run("logprobs", batch)
-    old = four_roles.policy.run("logprobs", batch)
+    reference_before = four_roles.reference.logprobs(batch).result()
+    old = four_roles.policy.logprobs(batch).result()
     advantages = torch.randn(batch.response_mask.shape, generator=gen) * batch.response_mask
     batch = batch.with_fields(old_logprobs=old, advantages=advantages)
 
     def policy_loss() -> float:
-        new = four_roles.policy.run("logprobs", batch)
+        new = four_roles.policy.logprobs(batch).result()
         return ppo_policy_loss(new, old, advantages, batch.response_mask)[0].item()
 
     loss_before = policy_loss()
-    metrics = four_roles.policy.submit("update", batch, even=True, kl_coef=0.0).result()
+    metrics = four_roles.policy.update(batch, kl_coef=0.0).result()
     assert metrics["lr"] == pytest.approx(1e-3) and metrics["grad_norm"] > 0
     assert policy_loss() < loss_before - 0.05
 
-    values = four_roles.critic.run("values", batch)
+    values = four_roles.critic.values(batch).result()
     returns = values + torch.randn(values.shape, generator=gen) * batch.response_mask
     critic_batch = batch.with_fields(values=values, returns=returns)
     value_error_before = ((values - returns) ** 2 * batch.response_mask).sum()
-    metrics = four_roles.critic.submit("update", critic_batch, even=True).result()
+    metrics = four_roles.critic.update(critic_batch).result()
     assert metrics["value_loss"] > 0
-    value_error_after = ((four_roles.critic.run("values", batch) - returns) ** 2 * batch.response_mask).sum()
+    value_error_after = ((four_roles.critic.values(batch).result() - returns) ** 2 * batch.response_mask).sum()
     assert value_error_after < value_error_before
 
-    assert torch.equal(four_roles.reference.run("logprobs", batch), reference_before)
+    assert torch.equal(four_roles.reference.logprobs(batch).result(), reference_before)
 
 
 def torch_threads(group: RoleGroup) -> list[int]:
@@ -154,7 +154,7 @@ def test_ranks_computing_together_share_their_nodes_cores(four_roles):
 
 def test_update_refuses_an_uneven_split(four_roles):
     with pytest.raises(ValueError, match="7 samples do not split evenly over 2 ranks"):
-        four_roles.policy.submit("update", random_batch(7, seed=0), even=True, kl_coef=0.0)
+        four_roles.policy.update(random_batch(7, seed=0), kl_coef=0.0)
 
 
 def one_update(cfg, paths, batch: SequenceBatch) -> tuple[dict, dict]:
@@ -162,9 +162,9 @@ def one_update(cfg, paths, batch: SequenceBatch) -> tuple[dict, dict]:
     slots = reserve(plan_placement(cfg, CPU, ["policy"]), timeout_s=60)
     group = RoleGroup("policy", PolicyWorker, slots["policy"], cfg, CPU)
     try:
-        group.call("setup", paths.policy, 10)
-        metrics = group.submit("update", batch, even=True, kl_coef=0.0).result()
-        weights = group.call("state_dict")[0]
+        group.setup(paths.policy, 10).result()
+        metrics = group.update(batch, kl_coef=0.0).result()
+        weights = group.state_dict().result()
     finally:
         group.shutdown()
         release(slots)
@@ -214,14 +214,14 @@ def test_bf16_with_gradient_checkpointing_trains(tiny_dir, tiny_paths, stage):
     slots = reserve(plan_placement(cfg, CPU, ["policy"]), timeout_s=60)
     group = RoleGroup("policy", PolicyWorker, slots["policy"], cfg, CPU)
     try:
-        group.call("setup", tiny_paths.policy, 10)
-        old = group.run("logprobs", batch)
+        group.setup(tiny_paths.policy, 10).result()
+        old = group.logprobs(batch).result()
         batch = batch.with_fields(old_logprobs=old, advantages=batch.response_mask.float())
-        metrics = group.submit("update", batch, even=True, kl_coef=0.0).result()
+        metrics = group.update(batch, kl_coef=0.0).result()
         assert metrics["grad_norm"] > 0
         # bf16 forwards: raising every response token's log-prob must still show through the rounding.
-        assert (group.run("logprobs", batch) - old).sum() > 0.5
-        weights = group.call("state_dict")[0]
+        assert (group.logprobs(batch).result() - old).sum() > 0.5
+        weights = group.state_dict().result()
         assert all(value.dtype == torch.bfloat16 for name, value in weights.items() if name.endswith("weight"))
     finally:
         group.shutdown()

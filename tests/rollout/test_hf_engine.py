@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from rlhf_ray.data.rollouts import batch_from_samples
-from rlhf_ray.engines.rollout import HFEngine, SamplingSpec
+from rlhf_ray.engines.hf_engine import HFEngine
+from rlhf_ray.engines.rollout import SamplingSpec
 from rlhf_ray.models import load_causal_lm
 from rlhf_ray.models.forward import response_logprobs
 from tests.tiny_roles import role_config

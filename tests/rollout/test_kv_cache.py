@@ -1,6 +1,7 @@
 """Sizing a vLLM engine's KV cache: a step's sequences should fit at once, not in waves."""
 
-from rlhf_ray.engines.rollout import SamplingSpec, kv_cache_shortfall
+from rlhf_ray.engines.rollout import SamplingSpec
+from rlhf_ray.engines.vllm_engine import kv_cache_shortfall
 
 SAMPLING = SamplingSpec(n=4, temperature=1.0, top_p=1.0, top_k=-1, max_new_tokens=32)
 

@@ -59,14 +59,14 @@ class Setup:
         self.paths = tiny_paths
         self.slots = reserve([*plan_placement(self.cfg, CPU, ["policy"]), *rollout_units(self.cfg, CPU)], 60)
         self.policy = RoleGroup("policy", PolicyWorker, self.slots["policy"], self.cfg, CPU)
-        self.policy.call("setup", tiny_paths.policy, 10)
+        self.policy.setup(tiny_paths.policy, 10).result()
         self.rollout = RolloutGroup(self.cfg, CPU, self.slots.get("rollout"), tiny_paths.policy, self.policy)
         self.version = 0
 
     def policy_model(self) -> torch.nn.Module:
         """A transformers copy of the policy with its gathered weights."""
         model = AutoModelForCausalLM.from_pretrained(self.paths.policy, dtype=torch.float32)
-        model.load_state_dict(self.policy.call("state_dict")[0])
+        model.load_state_dict(self.policy.state_dict().result())
         return model
 
     def policy_greedy(self, prompts) -> list[list[int]]:
@@ -91,10 +91,10 @@ class Setup:
         batch = batch_from_samples(prompts, samples, pad_token_id=0)
         gen = torch.Generator().manual_seed(seed)
         batch = batch.with_fields(
-            old_logprobs=self.policy.run("logprobs", batch),
+            old_logprobs=self.policy.logprobs(batch).result(),
             advantages=torch.randn(batch.response_mask.shape, generator=gen) * batch.response_mask,
         )
-        self.policy.submit("update", batch, even=True, kl_coef=0.0).result()
+        self.policy.update(batch, kl_coef=0.0).result()
         self.version += 1
         return self.rollout.sync_from(self.policy, self.version)
 
@@ -142,7 +142,7 @@ def test_sampling_logprobs_match_the_policy_at_the_sampling_temperature(setup):
     samples = setup.rollout.generate(prompts, SamplingSpec.from_config(setup.cfg.rollout, seed=7), setup.version)
     assert all(len(per_prompt) == 2 for per_prompt in samples)
     batch = batch_from_samples(prompts, samples, pad_token_id=0)
-    mismatch = logprob_mismatch(batch.rollout_logprobs, setup.policy.run("logprobs", batch), batch.response_mask)
+    mismatch = logprob_mismatch(batch.rollout_logprobs, setup.policy.logprobs(batch).result(), batch.response_mask)
     assert mismatch["rollout/logprob_mismatch_mean"] < 1e-3
     assert mismatch["rollout/logprob_mismatch_max"] < 1e-2
     with torch.no_grad():
@@ -156,7 +156,7 @@ def test_truncated_sampling_logprobs_are_renormalised_over_the_kept_tokens(setup
     prompts = fixed_prompts()
     top_5 = dataclasses.replace(SamplingSpec.from_config(setup.cfg.rollout, seed=7), top_k=5)
     batch = batch_from_samples(prompts, setup.rollout.generate(prompts, top_5, setup.version), pad_token_id=0)
-    gap = (batch.rollout_logprobs - setup.policy.run("logprobs", batch))[batch.response_mask.bool()]
+    gap = (batch.rollout_logprobs - setup.policy.logprobs(batch)).result()[batch.response_mask.bool()]
     # log p / Z over the kept mass Z <= 1: never below the policy's, and above it wherever Z < 1.
     assert gap.min() > -1e-3 and gap.mean() > 1e-2
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from rlhf_ray.distributed.weight_sync import SyncGroup, TensorSpec, receive_buckets
+from rlhf_ray.distributed.weight_sync.buckets import SyncGroup, TensorSpec, receive_buckets
 
 
 class WeightSyncExtension:

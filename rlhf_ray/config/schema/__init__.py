@@ -1,0 +1,95 @@
+"""The configuration schema: every option of rlhf_ray with its type, default and meaning, one module per
+part of an experiment (``Config`` in ``experiment`` is the root).
+
+Every default of the project lives here and only here. Each field's docstring is its documentation
+(``rlhf-ray validate`` prints the resolved values). Unknown keys are errors. Checks that relate several
+fields live in ``rlhf_ray.config.checks``.
+"""
+
+from rlhf_ray.config.schema.algorithm import (
+    AlgorithmConfig,
+    KLConfig,
+    RewardConfig,
+    RolloutCorrectionConfig,
+)
+from rlhf_ray.config.schema.base import (
+    ROLE_NAMES,
+    Dtype,
+    NonNegativeFloat,
+    PositiveInt,
+    Probability,
+    RoleName,
+    Section,
+)
+from rlhf_ray.config.schema.experiment import (
+    Config,
+)
+from rlhf_ray.config.schema.models import (
+    FrozenModelConfig,
+    ModelsConfig,
+    TinyModelConfig,
+    TrainableModelConfig,
+)
+from rlhf_ray.config.schema.outputs import (
+    CheckpointConfig,
+    LoggingConfig,
+    WandbConfig,
+)
+from rlhf_ray.config.schema.sampling import (
+    DataConfig,
+    RolloutConfig,
+)
+from rlhf_ray.config.schema.stages import (
+    DatasetFileConfig,
+    LabellerConfig,
+    PreferenceDataConfig,
+    RewardModelStageConfig,
+    SFTConfig,
+    SFTDataConfig,
+    SupervisedStageConfig,
+)
+from rlhf_ray.config.schema.training import (
+    CriticTrainingConfig,
+    OptimizationConfig,
+    ResourcesConfig,
+    RoleResources,
+    RoleTrainingConfig,
+    TrainConfig,
+)
+
+__all__ = [
+    "AlgorithmConfig",
+    "CheckpointConfig",
+    "Config",
+    "CriticTrainingConfig",
+    "DataConfig",
+    "DatasetFileConfig",
+    "Dtype",
+    "FrozenModelConfig",
+    "KLConfig",
+    "LabellerConfig",
+    "LoggingConfig",
+    "ModelsConfig",
+    "NonNegativeFloat",
+    "OptimizationConfig",
+    "PositiveInt",
+    "PreferenceDataConfig",
+    "Probability",
+    "ROLE_NAMES",
+    "ResourcesConfig",
+    "RewardConfig",
+    "RewardModelStageConfig",
+    "RoleName",
+    "RoleResources",
+    "RoleTrainingConfig",
+    "RolloutConfig",
+    "RolloutCorrectionConfig",
+    "SFTConfig",
+    "SFTDataConfig",
+    "Section",
+    "SupervisedStageConfig",
+    "TinyModelConfig",
+    "TrainConfig",
+    "TrainableModelConfig",
+    "WandbConfig",
+]

