@@ -17,7 +17,7 @@ from ray.cluster_utils import Cluster  # noqa: E402
 
 from rlhf_ray.models.paths import resolve_model_paths  # noqa: E402
 from tests.support.random_tensors import gen, randn, random_mask  # noqa: E402, F401  (fixtures)
-from tests.tiny_roles import role_config  # noqa: E402
+from tests.support.tiny_roles import role_config  # noqa: E402
 
 
 @pytest.fixture(scope="session")

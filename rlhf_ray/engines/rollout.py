@@ -19,7 +19,7 @@ import torch
 
 from rlhf_ray.config import Config
 from rlhf_ray.config.device import DeviceProfile
-from rlhf_ray.config.schema import RolloutConfig
+from rlhf_ray.config.schema import ROLLOUT_ENGINES, RolloutConfig
 from rlhf_ray.data.rollouts import Sample
 from rlhf_ray.distributed.weight_sync.buckets import TensorSpec
 
@@ -72,10 +72,6 @@ class RolloutEngine(Protocol):
 
 EngineFactory = Callable[[str, Config, int, DeviceProfile], RolloutEngine]
 """(model folder, config, engine index, device) -> an engine holding the folder's weights."""
-
-ROLLOUT_ENGINES = {"vllm": "rlhf_ray.engines.vllm_engine", "hf": "rlhf_ray.engines.hf_engine"}
-"""``rollout.engine`` -> the module whose ``create_engine`` builds it (imported only when chosen, so a
-machine without vLLM runs the ``hf`` engine)."""
 
 
 def create_rollout_engine(model_path: str, cfg: Config, engine_index: int, device: DeviceProfile) -> RolloutEngine:

@@ -3,9 +3,8 @@
 import importlib
 import typing
 
-from rlhf_ray.config.schema import RolloutConfig
+from rlhf_ray.config.schema import ROLLOUT_ENGINES, RolloutConfig
 from rlhf_ray.distributed.weight_sync.strategies import WEIGHT_SYNCS, InProcessSync, WeightSync
-from rlhf_ray.engines.rollout import ROLLOUT_ENGINES
 
 
 def accepted(field: str) -> set[str]:

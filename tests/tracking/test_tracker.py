@@ -1,7 +1,7 @@
 """What the console progress line shows of a step's metrics."""
 
 from rlhf_ray.tracking import Tracker
-from tests.tiny_roles import role_config
+from tests.support.tiny_roles import role_config
 
 
 def test_the_progress_line_shows_the_kl_per_token_not_per_sequence(tmp_path):

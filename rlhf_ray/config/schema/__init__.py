@@ -36,8 +36,10 @@ from rlhf_ray.config.schema.outputs import (
     WandbConfig,
 )
 from rlhf_ray.config.schema.sampling import (
+    ROLLOUT_ENGINES,
     DataConfig,
     RolloutConfig,
+    RolloutEngineName,
 )
 from rlhf_ray.config.schema.stages import (
     DatasetFileConfig,
@@ -76,6 +78,7 @@ __all__ = [
     "PreferenceDataConfig",
     "Probability",
     "ROLE_NAMES",
+    "ROLLOUT_ENGINES",
     "ResourcesConfig",
     "RewardConfig",
     "RewardModelStageConfig",
@@ -84,6 +87,7 @@ __all__ = [
     "RoleTrainingConfig",
     "RolloutConfig",
     "RolloutCorrectionConfig",
+    "RolloutEngineName",
     "SFTConfig",
     "SFTDataConfig",
     "Section",

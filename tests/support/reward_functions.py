@@ -1,4 +1,4 @@
-"""Reward functions for the reward-role tests, named in configs as ``tests.roles.reward_functions:NAME``."""
+"""Reward functions for the reward-role tests, named in configs as ``tests.support.reward_functions:NAME``."""
 
 
 def length(prompts, responses, labels):

@@ -20,7 +20,7 @@ from rlhf_ray.models import load_causal_lm
 from rlhf_ray.models.forward import response_logprobs
 from rlhf_ray.workers.base import response_units
 from rlhf_ray.workers.training_loop import _gradient_weights, train_on_batch
-from tests.tiny_roles import TINY_MODELS
+from tests.support.tiny_roles import TINY_MODELS
 
 SAMPLES, MICRO_BATCH, MAX_LENGTH = 16, 2, 24
 

@@ -8,7 +8,7 @@ from rlhf_ray.engines.hf_engine import HFEngine
 from rlhf_ray.engines.rollout import SamplingSpec
 from rlhf_ray.models import load_causal_lm
 from rlhf_ray.models.forward import response_logprobs
-from tests.tiny_roles import role_config
+from tests.support.tiny_roles import role_config
 
 PROMPTS = [[5, 17, 230], [44], [300, 301, 302, 303, 9]]
 

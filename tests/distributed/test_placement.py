@@ -8,7 +8,7 @@ import ray
 from rlhf_ray.config.device import DeviceProfile
 from rlhf_ray.config.placement_plan import PlacementError, check_fits, plan_placement
 from rlhf_ray.distributed.placement import release, reserve
-from tests.tiny_roles import role_config
+from tests.support.tiny_roles import role_config
 
 CPU, CUDA = DeviceProfile("cpu"), DeviceProfile("cuda")
 

@@ -18,7 +18,7 @@ from rlhf_ray.models.forward import response_logprobs
 from rlhf_ray.workers import PolicyWorker
 from rlhf_ray.workers.rollout import StaleWeightsError
 from rlhf_ray.workers.rollout_group import RolloutGroup
-from tests.tiny_roles import TINY_MODELS, policy_training, role_config
+from tests.support.tiny_roles import TINY_MODELS, policy_training, role_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.usefixtures("local_ray")]
 CPU = DeviceProfile("cpu")

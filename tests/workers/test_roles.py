@@ -14,7 +14,7 @@ from rlhf_ray.distributed.role_group import RoleGroup, share_cores
 from rlhf_ray.workers import PolicyWorker
 from rlhf_ray.workers.base import available_cores
 from rlhf_ray.workers.groups import start_role_groups
-from tests.tiny_roles import TINY_MODELS, policy_training, random_batch, role_config
+from tests.support.tiny_roles import TINY_MODELS, policy_training, random_batch, role_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("local_ray")]
 CPU = DeviceProfile("cpu")

@@ -13,7 +13,7 @@ from rlhf_ray.cli import main
 from rlhf_ray.config import ROLE_NAMES
 from rlhf_ray.config.debug import debug_overlay, load_debug_config
 from rlhf_ray.tracking import Tracker
-from tests.tiny_roles import role_config
+from tests.support.tiny_roles import role_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "configs" / "cpu_demo.yaml"

@@ -6,7 +6,7 @@ import torch
 from rlhf_ray.config.device import DeviceProfile
 from rlhf_ray.data import pack_sequences
 from rlhf_ray.workers import RewardError, RewardFunctionWorker
-from tests.tiny_roles import role_config
+from tests.support.tiny_roles import role_config
 
 
 def worker(tmp_path, function: str, clip=None) -> RewardFunctionWorker:
@@ -23,8 +23,10 @@ def batch_with_texts(responses):
 
 def test_scores_come_from_the_function_and_are_clipped(tmp_path):
     batch = batch_with_texts(["a", "abcd", "abcdefgh"])
-    assert torch.equal(worker(tmp_path, "tests.roles.reward_functions:length").scores(batch), torch.tensor([1.0, 4, 8]))
-    clipped = worker(tmp_path, "tests.roles.reward_functions:length", clip=5.0).scores(batch)
+    assert torch.equal(
+        worker(tmp_path, "tests.support.reward_functions:length").scores(batch), torch.tensor([1.0, 4, 8])
+    )
+    clipped = worker(tmp_path, "tests.support.reward_functions:length", clip=5.0).scores(batch)
     assert torch.equal(clipped, torch.tensor([1.0, 4, 5]))
 
 
@@ -44,12 +46,12 @@ def test_labels_are_passed_through(tmp_path):
     ],
 )
 def test_bad_rewards_are_errors_naming_the_samples(tmp_path, function, message):
-    reward = worker(tmp_path, f"tests.roles.reward_functions:{function}")
+    reward = worker(tmp_path, f"tests.support.reward_functions:{function}")
     with pytest.raises(RewardError, match=message):
         reward.scores(batch_with_texts(["a", "abcd", "ab"]))
 
 
 def test_texts_are_required(tmp_path):
-    reward = worker(tmp_path, "tests.roles.reward_functions:length")
+    reward = worker(tmp_path, "tests.support.reward_functions:length")
     with pytest.raises(RewardError, match="needs the decoded prompt and response texts"):
         reward.scores(pack_sequences([[5]], [[6]], pad_token_id=0))

@@ -9,7 +9,7 @@ from rlhf_ray.distributed.placement import release, reserve
 from rlhf_ray.distributed.role_group import RoleGroup
 from rlhf_ray.workers import PolicyWorker
 from tests.conftest import simulated_cluster
-from tests.tiny_roles import random_batch, role_config
+from tests.support.tiny_roles import random_batch, role_config
 
 CPU = DeviceProfile("cpu")
 
