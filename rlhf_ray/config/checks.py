@@ -145,15 +145,11 @@ def _check_lengths(cfg: Config) -> list[ConfigIssue]:
     return []
 
 
-def _trained_roles(cfg: Config) -> list[str]:
-    return [role for role in ("policy", "critic") if role in cfg.active_roles()]
-
-
 def _check_batch_sizes(cfg: Config) -> list[ConfigIssue]:
     issues = []
     samples_per_step = cfg.samples_per_step()
     group = cfg.rollout.samples_per_prompt
-    for role in _trained_roles(cfg):
+    for role in cfg.trained_roles():
         train = getattr(cfg.train, role)
         ranks = cfg.resources.role(role).world_size
         path = f"train.{role}.global_batch_size"
@@ -187,7 +183,7 @@ def _check_batch_sizes(cfg: Config) -> list[ConfigIssue]:
 
 def _check_offload(cfg: Config) -> list[ConfigIssue]:
     issues = []
-    for role in _trained_roles(cfg):
+    for role in cfg.trained_roles():
         train = getattr(cfg.train, role)
         if train.offload_params and train.zero_stage != 3:
             issues.append(ConfigIssue(f"train.{role}.offload_params", "needs zero_stage 3 (parameters are sharded)"))

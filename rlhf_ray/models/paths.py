@@ -4,36 +4,37 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from rlhf_ray.config import Config
-from rlhf_ray.models.tiny import TinyModelSpec, build_tiny_models
+from rlhf_ray.config.roles import ROLES
+from rlhf_ray.models.tiny import TinyModelPaths, TinyModelSpec, build_tiny_models
 
 
 @dataclass(frozen=True)
 class ModelPaths:
-    policy: str
-    critic: str
-    reference: str
-    reward: str | None
-    """None when the reward is a function."""
+    """Each role's folder (None where the role has no model, e.g. a reward function): ``paths.policy``,
+    or ``paths.folders[role]``."""
+
+    folders: Mapping[str, str | None]
+
+    def __getattr__(self, role: str) -> str | None:
+        folders = self.__dict__.get("folders", {})
+        if role not in folders:
+            raise AttributeError(f"no role {role!r}; the roles are {sorted(folders)}")
+        return folders[role]
 
 
 def resolve_model_paths(cfg: Config) -> ModelPaths:
-    """Every role's folder; builds the tiny models first when the config asks for them."""
-    models = cfg.models
-    tiny = _build_tiny(cfg) if models.tiny is not None else None
-    policy = models.policy.path or str(tiny.policy)
-    return ModelPaths(
-        policy=policy,
-        critic=models.critic.path or (str(tiny.value) if tiny else policy),
-        reference=models.reference.path or policy,
-        reward=(models.reward.path or str(tiny.reward)) if cfg.reward.source == "model" else None,
-    )
+    """Every role's folder, as the role table says; builds the tiny models first when the config asks for them."""
+    tiny = _build_tiny(cfg) if cfg.models.tiny is not None else None
+    policy = cfg.models.policy.path or str(tiny.policy)
+    return ModelPaths({role.name: role.model_folder(cfg, tiny, policy) for role in ROLES})
 
 
-def _build_tiny(cfg: Config):
+def _build_tiny(cfg: Config) -> TinyModelPaths:
     tiny = cfg.models.tiny
     spec = TinyModelSpec(**tiny.model_dump(exclude={"output_dir"}))
     # One folder per spec, so experiments with different tiny models never collide.

@@ -1,7 +1,8 @@
-"""Start every role the config asks for as a role group, placed and set up."""
+"""Start every role the config asks for as a role group, placed and set up, as the role table says."""
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 import ray
@@ -9,35 +10,43 @@ import ray
 from rlhf_ray.config import Config
 from rlhf_ray.config.device import DeviceProfile
 from rlhf_ray.config.placement_plan import plan_placement, rollout_units
+from rlhf_ray.config.roles import ROLE_SPECS, RoleSpec
 from rlhf_ray.distributed.placement import RoleSlots, release, reserve
 from rlhf_ray.distributed.role_group import RoleGroup
 from rlhf_ray.models.paths import ModelPaths
-from rlhf_ray.workers.critic import CriticWorker
-from rlhf_ray.workers.policy import PolicyWorker
-from rlhf_ray.workers.reference import ReferenceWorker
-from rlhf_ray.workers.reward import RewardFunctionWorker, RewardModelWorker
 from rlhf_ray.workers.rollout_group import RolloutGroup
 
 
 @dataclass
 class RoleGroups:
-    policy: RoleGroup
-    reward: RoleGroup
-    critic: RoleGroup | None
-    reference: RoleGroup | None
+    groups: dict[str, RoleGroup]
+    """Every active role's group, by name."""
     rollout: RolloutGroup
     slots: dict[str, RoleSlots]
 
-    def trained(self) -> dict[str, RoleGroup]:
-        """The groups a checkpoint saves: the policy, and the critic when there is one."""
-        return {name: group for name, group in (("policy", self.policy), ("critic", self.critic)) if group is not None}
+    @property
+    def policy(self) -> RoleGroup:
+        return self.groups["policy"]
 
-    def all(self) -> list[RoleGroup]:
-        return [group for group in (self.policy, self.critic, self.reference, self.reward) if group is not None]
+    @property
+    def reward(self) -> RoleGroup:
+        return self.groups["reward"]
+
+    @property
+    def critic(self) -> RoleGroup | None:
+        return self.groups.get("critic")
+
+    @property
+    def reference(self) -> RoleGroup | None:
+        return self.groups.get("reference")
+
+    def trained(self) -> dict[str, RoleGroup]:
+        """The groups a checkpoint saves: those of the trained roles."""
+        return {name: group for name, group in self.groups.items() if ROLE_SPECS[name].trained}
 
     def shutdown(self) -> None:
         self.rollout.shutdown()
-        for group in self.all():
+        for group in self.groups.values():
             group.shutdown()
         release(self.slots)
 
@@ -48,23 +57,25 @@ def start_role_groups(cfg: Config, device: DeviceProfile, paths: ModelPaths, ite
     roles = cfg.active_roles()
     units = [*plan_placement(cfg, device, roles), *rollout_units(cfg, device)]
     slots = reserve(units, cfg.resources.placement_timeout_s)
-    reward_cls = RewardModelWorker if cfg.reward.source == "model" else RewardFunctionWorker
-    classes = {"policy": PolicyWorker, "critic": CriticWorker, "reference": ReferenceWorker, "reward": reward_cls}
-    groups = {role: RoleGroup(role, classes[role], slots[role], cfg, device) for role in roles}
-    setup_args = {
-        "policy": (paths.policy, cfg.optimizer_steps("policy", iterations)),
-        "critic": (paths.critic, cfg.optimizer_steps("critic", iterations)),
-        "reference": (paths.reference,),
-        "reward": (paths.reward,) if cfg.reward.source == "model" else (),
-    }
-    setups = [ref for role, group in groups.items() for ref in group.setup(*setup_args[role]).refs]
+    groups = {role: RoleGroup(role, worker_class(ROLE_SPECS[role], cfg), slots[role], cfg, device) for role in roles}
+    setups = [
+        ref
+        for role, group in groups.items()
+        for ref in group.setup(*setup_arguments(ROLE_SPECS[role], cfg, paths, iterations)).refs
+    ]
     rollout = RolloutGroup(cfg, device, slots.get("rollout"), paths.policy, groups["policy"])
     ray.get(setups + rollout.ready())
-    return RoleGroups(
-        policy=groups["policy"],
-        reward=groups["reward"],
-        critic=groups.get("critic"),
-        reference=groups.get("reference"),
-        rollout=rollout,
-        slots=slots,
-    )
+    return RoleGroups(groups=groups, rollout=rollout, slots=slots)
+
+
+def worker_class(role: RoleSpec, cfg: Config) -> type:
+    module, _, name = role.worker(cfg).partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def setup_arguments(role: RoleSpec, cfg: Config, paths: ModelPaths, iterations: int) -> tuple:
+    """A rank's ``setup``: its model folder, and for a trained role the optimizer steps of the run."""
+    folder = paths.folders[role.name]
+    if role.trained:
+        return folder, cfg.optimizer_steps(role.name, iterations)
+    return () if folder is None else (folder,)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from rlhf_ray.algorithms import ADVANTAGE_ESTIMATORS
+from rlhf_ray.config.roles import ROLE_SPECS, ROLES
 from rlhf_ray.config.schema.algorithm import AlgorithmConfig, RewardConfig
 from rlhf_ray.config.schema.base import RoleName, Section
 from rlhf_ray.config.schema.models import ModelsConfig
@@ -47,18 +47,16 @@ class Config(Section):
     """Simulated labellers writing the SFT and preference data; None: the stages read given files."""
 
     def active_roles(self) -> list[RoleName]:
-        """The roles this experiment creates actors for."""
-        roles: list[RoleName] = ["policy"]
-        if ADVANTAGE_ESTIMATORS[self.algorithm.advantage_estimator].needs_critic:
-            roles.append("critic")
-        if self.algorithm.kl.coef > 0:
-            roles.append("reference")
-        roles.append("reward")
-        return roles
+        """The roles this experiment creates actors for, in the role table's order."""
+        return [role.name for role in ROLES if role.active(self)]
+
+    def trained_roles(self) -> list[RoleName]:
+        """The active roles PPO trains (and checkpoints hold)."""
+        return [role.name for role in ROLES if role.trained and role.active(self)]
 
     def role_uses_accelerator(self, role: RoleName) -> bool:
         """Whether each rank of ``role`` needs a GPU (a reward function runs on a CPU)."""
-        return not (role == "reward" and self.reward.source == "function")
+        return ROLE_SPECS[role].uses_accelerator(self)
 
     def optimizer_steps(self, role: RoleName, iterations: int) -> int:
         """Optimizer steps of a trained role over ``iterations`` PPO iterations."""
