@@ -156,7 +156,7 @@ def test_truncated_sampling_logprobs_are_renormalised_over_the_kept_tokens(setup
     prompts = fixed_prompts()
     top_5 = dataclasses.replace(SamplingSpec.from_config(setup.cfg.rollout, seed=7), top_k=5)
     batch = batch_from_samples(prompts, setup.rollout.generate(prompts, top_5, setup.version), pad_token_id=0)
-    gap = (batch.rollout_logprobs - setup.policy.logprobs(batch)).result()[batch.response_mask.bool()]
+    gap = (batch.rollout_logprobs - setup.policy.logprobs(batch).result())[batch.response_mask.bool()]
     # log p / Z over the kept mass Z <= 1: never below the policy's, and above it wherever Z < 1.
     assert gap.min() > -1e-3 and gap.mean() > 1e-2
 
