@@ -25,7 +25,7 @@ import torch  # noqa: E402
 from rlhf_ray.config import validate_config  # noqa: E402
 from rlhf_ray.config.device import DeviceProfile  # noqa: E402
 from rlhf_ray.config.placement_plan import plan_placement, plan_rollout  # noqa: E402
-from rlhf_ray.data.rollouts import Sample  # noqa: E402
+from rlhf_ray.data.samples import Sample  # noqa: E402
 from rlhf_ray.distributed.placement import release, reserve  # noqa: E402
 from rlhf_ray.distributed.role_group import RoleGroup  # noqa: E402
 from rlhf_ray.engines.rollout import SamplingSpec  # noqa: E402

@@ -19,6 +19,7 @@ from rlhf_ray.algorithms.kl import (
     kl_estimate,
     register_kl_estimator,
 )
+from rlhf_ray.algorithms.kl_penalty import kl_penalty_rewards
 from rlhf_ray.algorithms.logprobs import entropy_from_logits, logprobs_from_logits
 from rlhf_ray.algorithms.masked import (
     last_token_mask,
@@ -38,7 +39,6 @@ from rlhf_ray.algorithms.policy_loss import (
     register_loss_aggregation,
 )
 from rlhf_ray.algorithms.preference import DPO_LOSS_TYPES, bradley_terry_loss, dpo_loss
-from rlhf_ray.algorithms.rewards import kl_penalty_rewards
 from rlhf_ray.algorithms.rollout_correction import ROLLOUT_CORRECTION_MODES, ImportanceWeights, importance_weights
 from rlhf_ray.algorithms.value_loss import clipped_value_loss
 

@@ -4,8 +4,8 @@ rollout correction's importance weights."""
 from __future__ import annotations
 
 from rlhf_ray.algorithms.advantages import ADVANTAGE_ESTIMATORS, AdvantageInput
+from rlhf_ray.algorithms.kl_penalty import kl_penalty_rewards
 from rlhf_ray.algorithms.masked import masked_mean, masked_sum, masked_whiten
-from rlhf_ray.algorithms.rewards import kl_penalty_rewards
 from rlhf_ray.algorithms.rollout_correction import importance_weights
 from rlhf_ray.config.schema import AlgorithmConfig
 from rlhf_ray.data import SequenceBatch

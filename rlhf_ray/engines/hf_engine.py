@@ -11,7 +11,7 @@ import torch
 from rlhf_ray.config import Config
 from rlhf_ray.config.device import DeviceProfile
 from rlhf_ray.config.schema import RolloutConfig
-from rlhf_ray.data.rollouts import Sample
+from rlhf_ray.data.samples import Sample
 from rlhf_ray.distributed.weight_sync.buckets import SyncGroup, TensorSpec, receive_buckets
 from rlhf_ray.engines.decoding import decode
 from rlhf_ray.engines.rollout import SamplingSpec

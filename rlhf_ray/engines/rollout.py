@@ -20,7 +20,7 @@ import torch
 from rlhf_ray.config import Config
 from rlhf_ray.config.device import DeviceProfile
 from rlhf_ray.config.schema import ROLLOUT_ENGINES, RolloutConfig
-from rlhf_ray.data.rollouts import Sample
+from rlhf_ray.data.samples import Sample
 from rlhf_ray.distributed.weight_sync.buckets import TensorSpec
 
 

@@ -13,7 +13,7 @@ import torch
 from rlhf_ray.config import Config
 from rlhf_ray.config.device import DeviceProfile
 from rlhf_ray.config.schema import RolloutConfig
-from rlhf_ray.data.rollouts import Sample
+from rlhf_ray.data.samples import Sample
 from rlhf_ray.distributed.weight_sync.buckets import TensorSpec
 from rlhf_ray.engines.rollout import SamplingSpec
 

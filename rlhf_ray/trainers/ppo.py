@@ -19,8 +19,8 @@ from rlhf_ray.config import Config
 from rlhf_ray.data import SequenceBatch
 from rlhf_ray.data.experience import compute_advantages
 from rlhf_ray.data.prompts import Prompt, PromptSet, load_prompts
-from rlhf_ray.data.rollouts import batch_from_samples
 from rlhf_ray.data.sampler import PromptSampler
+from rlhf_ray.data.samples import batch_from_samples
 from rlhf_ray.distributed.cluster import connect
 from rlhf_ray.distributed.role_group import GroupCall, share_cores
 from rlhf_ray.engines.rollout import SamplingSpec

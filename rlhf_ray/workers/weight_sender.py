@@ -8,11 +8,11 @@ from collections.abc import Iterator, Sequence
 import deepspeed
 import torch
 
-from rlhf_ray.data.rollouts import Sample
+from rlhf_ray.data.samples import Sample
 from rlhf_ray.distributed.dispatch import Dispatch, dispatch
 from rlhf_ray.distributed.weight_sync.buckets import DTYPES, SyncGroup, TensorSpec, bucket_plan, send_buckets
 from rlhf_ray.engines.rollout import SamplingSpec
-from rlhf_ray.workers.rollout import RolloutWorker
+from rlhf_ray.workers.rollout_worker import RolloutWorker
 
 
 class WeightSender:

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from rlhf_ray.data.rollouts import batch_from_samples
+from rlhf_ray.data.samples import batch_from_samples
 from rlhf_ray.engines.hf_engine import HFEngine
 from rlhf_ray.engines.rollout import SamplingSpec
 from rlhf_ray.models import load_causal_lm

@@ -10,14 +10,14 @@ from transformers import AutoModelForCausalLM
 from rlhf_ray.algorithms import logprob_mismatch
 from rlhf_ray.config.device import DeviceProfile
 from rlhf_ray.config.placement_plan import plan_placement, rollout_units
-from rlhf_ray.data.rollouts import batch_from_samples
+from rlhf_ray.data.samples import batch_from_samples
 from rlhf_ray.distributed.placement import release, reserve
 from rlhf_ray.distributed.role_group import RoleGroup
 from rlhf_ray.engines.rollout import SamplingSpec
 from rlhf_ray.models.forward import response_logprobs
 from rlhf_ray.workers import PolicyWorker
-from rlhf_ray.workers.rollout import StaleWeightsError
 from rlhf_ray.workers.rollout_group import RolloutGroup
+from rlhf_ray.workers.rollout_worker import StaleWeightsError
 from tests.support.tiny_roles import TINY_MODELS, policy_training, role_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.usefixtures("local_ray")]

@@ -1,4 +1,4 @@
-"""The rollout role: one engine per actor, holding a known version of the policy's weights."""
+"""The engine role: one rollout engine per actor, holding a known version of the policy's weights."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 from rlhf_ray.config import Config
 from rlhf_ray.config.device import DeviceProfile
-from rlhf_ray.data.rollouts import Sample
+from rlhf_ray.data.samples import Sample
 from rlhf_ray.distributed.weight_sync.buckets import TensorSpec
 from rlhf_ray.engines.rollout import RolloutEngine, SamplingSpec, create_rollout_engine
 from rlhf_ray.workers.base import available_cores
