@@ -29,8 +29,5 @@ class Registry(Generic[Entry]):
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
     def names(self) -> list[str]:
         return sorted(self._entries)

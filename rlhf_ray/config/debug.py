@@ -59,7 +59,7 @@ def debug_overlay(cfg: Config, local_gpus: int) -> dict[str, Any]:
     for role in ROLE_NAMES:
         overlay[f"resources.{role}.num_nodes"] = 1
         overlay[f"resources.{role}.gpus_per_node"] = 1
-    for role in (role.name for role in ROLES if role.trained):
+    for role in [spec.name for spec in ROLES if spec.trained]:
         # One optimizer step per iteration on one rank; the micro-batch still divides it.
         overlay[f"train.{role}.global_batch_size"] = samples
         overlay[f"train.{role}.micro_batch_size"] = math.gcd(getattr(cfg.train, role).micro_batch_size, samples)

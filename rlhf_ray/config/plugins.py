@@ -1,9 +1,17 @@
-"""User modules that register their own algorithm entries, imported before a config is checked."""
+"""Importing what a config names: user modules that register their own algorithm entries (imported
+before the config is checked), and ``module:name`` objects."""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
+from typing import Any
+
+
+def import_object(spec: str) -> Any:
+    """The object a ``module:name`` string names (a reward function, a role's worker class)."""
+    module_name, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module_name), name)
 
 
 def import_plugins(modules: Sequence[str]) -> dict[int, str]:

@@ -16,8 +16,9 @@ from rlhf_ray.algorithms import ADVANTAGE_ESTIMATORS
 if TYPE_CHECKING:
     from rlhf_ray.config.schema import Config
 
-ModelFolder = Callable[["Config", Any, str], "str | None"]
-"""(config, the tiny build or None, the policy's folder) -> the role's model folder (None: no model)."""
+ModelFolder = Callable[["Config", Any, "str | None"], "str | None"]
+"""(config, the tiny build or None, the policy's folder; None for the policy itself) -> the role's
+model folder (None: no model)."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ PER_TOKEN_FIELDS = (
     "values",
     "advantages",
     "returns",
-    "token_rewards",
     "is_weights",
 )
 
@@ -45,8 +44,6 @@ class SequenceBatch:
     """[B, R] advantages."""
     returns: torch.Tensor | None = None
     """[B, R] value targets."""
-    token_rewards: torch.Tensor | None = None
-    """[B, R] per-token rewards (score on the last token, minus the KL penalty when in the reward)."""
     is_weights: torch.Tensor | None = None
     """[B, R] importance weights of the policy loss from ``algorithm.rollout_correction`` (None: none)."""
     scores: torch.Tensor | None = None

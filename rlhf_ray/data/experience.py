@@ -15,7 +15,7 @@ def compute_advantages(
     batch: SequenceBatch, algo: AlgorithmConfig, kl_coef: float, samples_per_prompt: int
 ) -> tuple[SequenceBatch, dict[str, float]]:
     """Needs ``scores`` and ``old_logprobs`` (``ref_logprobs`` when there is a KL, ``values`` for GAE,
-    ``rollout_logprobs`` for a rollout correction); sets ``token_rewards``, ``advantages``, ``returns``
+    ``rollout_logprobs`` for a rollout correction); sets ``advantages``, ``returns``
     and, with a rollout correction, ``is_weights``. The KL is in the reward only when
     ``algo.kl.placement`` is ``reward``; it is reported either way, per sequence (``train/kl``, the sum
     over a response's tokens) and per token (``train/kl_per_token``, the mean over valid tokens)."""
@@ -43,7 +43,7 @@ def compute_advantages(
         "train/advantage_mean": float(advantages[mask.bool()].mean()) if mask.any() else 0.0,
         "train/return_mean": float(estimate.returns[mask.bool()].mean()) if mask.any() else 0.0,
     }
-    batch = batch.with_fields(token_rewards=inp.token_rewards(), advantages=advantages, returns=estimate.returns)
+    batch = batch.with_fields(advantages=advantages, returns=estimate.returns)
     correction = algo.rollout_correction
     if correction.mode != "none":
         weights = importance_weights(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlhf_ray.config import Config
-from rlhf_ray.config.roles import ROLES
+from rlhf_ray.config.roles import ROLE_SPECS, ROLES
 from rlhf_ray.models.tiny import TinyModelPaths, TinyModelSpec, build_tiny_models
 
 
@@ -30,7 +30,7 @@ class ModelPaths:
 def resolve_model_paths(cfg: Config) -> ModelPaths:
     """Every role's folder, as the role table says; builds the tiny models first when the config asks for them."""
     tiny = _build_tiny(cfg) if cfg.models.tiny is not None else None
-    policy = cfg.models.policy.path or str(tiny.policy)
+    policy = ROLE_SPECS["policy"].model_folder(cfg, tiny, None)
     return ModelPaths({role.name: role.model_folder(cfg, tiny, policy) for role in ROLES})
 
 

@@ -6,11 +6,12 @@ sample raises ``RewardError`` naming the samples: a reward is never silently rep
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable, Sequence
 
 import torch
+
+from rlhf_ray.config.plugins import import_object
 
 RewardFunction = Callable[[Sequence[str], Sequence[str], Sequence[str | None]], Sequence[float]]
 
@@ -20,8 +21,7 @@ class RewardError(RuntimeError):
 
 
 def import_reward_function(spec: str) -> RewardFunction:
-    module_name, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module_name), name)
+    return import_object(spec)
 
 
 def call_reward_function(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
 import ray
@@ -10,6 +9,7 @@ import ray
 from rlhf_ray.config import Config
 from rlhf_ray.config.device import DeviceProfile
 from rlhf_ray.config.placement_plan import plan_placement, rollout_units
+from rlhf_ray.config.plugins import import_object
 from rlhf_ray.config.roles import ROLE_SPECS, RoleSpec
 from rlhf_ray.distributed.placement import RoleSlots, release, reserve
 from rlhf_ray.distributed.role_group import RoleGroup
@@ -57,7 +57,9 @@ def start_role_groups(cfg: Config, device: DeviceProfile, paths: ModelPaths, ite
     roles = cfg.active_roles()
     units = [*plan_placement(cfg, device, roles), *rollout_units(cfg, device)]
     slots = reserve(units, cfg.resources.placement_timeout_s)
-    groups = {role: RoleGroup(role, worker_class(ROLE_SPECS[role], cfg), slots[role], cfg, device) for role in roles}
+    groups = {
+        role: RoleGroup(role, import_object(ROLE_SPECS[role].worker(cfg)), slots[role], cfg, device) for role in roles
+    }
     setups = [
         ref
         for role, group in groups.items()
@@ -66,11 +68,6 @@ def start_role_groups(cfg: Config, device: DeviceProfile, paths: ModelPaths, ite
     rollout = RolloutGroup(cfg, device, slots.get("rollout"), paths.policy, groups["policy"])
     ray.get(setups + rollout.ready())
     return RoleGroups(groups=groups, rollout=rollout, slots=slots)
-
-
-def worker_class(role: RoleSpec, cfg: Config) -> type:
-    module, _, name = role.worker(cfg).partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def setup_arguments(role: RoleSpec, cfg: Config, paths: ModelPaths, iterations: int) -> tuple:

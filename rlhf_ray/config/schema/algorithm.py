@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from rlhf_ray.algorithms.rollout_correction import ROLLOUT_CORRECTION_LEVELS, ROLLOUT_CORRECTION_MODES
 from rlhf_ray.config.schema.base import NonNegativeFloat, PositiveInt, Section
 
 
@@ -32,16 +33,20 @@ class KLConfig(Section):
     """Adaptive controller horizon, in samples."""
 
 
+RolloutCorrectionMode = Literal[("none", *ROLLOUT_CORRECTION_MODES)]
+RolloutCorrectionLevel = Literal[ROLLOUT_CORRECTION_LEVELS]
+
+
 class RolloutCorrectionConfig(Section):
     """Correction for rollouts sampled by a policy other than the trainer's: the engines compute other
     probabilities for the same weights (bf16 engines, other kernels, top-k / top-p truncation).
     The importance ratio is pi_old / pi_rollout, from the recomputed old log-probs and the engines'."""
 
-    mode: Literal["none", "tis", "mis"] = "none"
+    mode: RolloutCorrectionMode = "none"
     """``tis``: truncated importance sampling, the policy loss of each token weighted by
     min(ratio, ``tis_cap``); ``mis``: masked importance sampling, tokens whose ratio leaves
     [``mis_low``, ``mis_high``] get weight 0; ``none``: no correction."""
-    level: Literal["token", "sequence"] = "token"
+    level: RolloutCorrectionLevel = "token"
     """``token``: each token's own ratio; ``sequence``: the product of a response's token ratios,
     one weight (or one mask) for all its tokens."""
     tis_cap: Annotated[float, Field(gt=0.0)] = 2.0

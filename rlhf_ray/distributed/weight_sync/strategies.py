@@ -72,7 +72,7 @@ class ObjectStoreSync(WeightSync):
     """The full state dict through Ray's object store: where no collective group can form."""
 
     def transfer(self, policy: RoleGroup, engines: Sequence[ray.actor.ActorHandle], version: int) -> None:
-        state = policy.state_dict().refs  # a collective: rank 0's holds the weights
+        state = policy.state_dict().refs  # a collective: rank 0's result holds the weights
         ray.get([engine.load_weights.remote(state[0], version) for engine in engines] + state[1:])
 
 
