@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from rlhf_ray.config.loading import load_config
-from rlhf_ray.config.roles import ROLES
 from rlhf_ray.config.schema import ROLE_NAMES, Config
+from rlhf_ray.config.schema.roles import ROLES
 
 DEBUG_MAX_STEPS = 2
 DEBUG_PROMPTS_PER_STEP = 4

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlhf_ray.config import Config
-from rlhf_ray.config.roles import ROLE_SPECS, ROLES
+from rlhf_ray.config.schema.roles import ROLE_SPECS, ROLES
 from rlhf_ray.models.tiny import TinyModelPaths, TinyModelSpec, build_tiny_models
 
 

@@ -10,7 +10,7 @@ from rlhf_ray.config import Config
 from rlhf_ray.config.device import DeviceProfile
 from rlhf_ray.config.placement_plan import plan_placement, rollout_units
 from rlhf_ray.config.plugins import import_object
-from rlhf_ray.config.roles import ROLE_SPECS, RoleSpec
+from rlhf_ray.config.schema.roles import ROLE_SPECS, RoleSpec
 from rlhf_ray.distributed.placement import RoleSlots, release, reserve
 from rlhf_ray.distributed.role_group import RoleGroup
 from rlhf_ray.models.paths import ModelPaths

@@ -1,12 +1,15 @@
 """The role table: every row has its schema sections and its worker, and the helpers read it."""
 
+import dataclasses
 import importlib
 
 import pytest
+from pydantic import ValidationError
 
 from rlhf_ray.config import validate_config
-from rlhf_ray.config.roles import ROLES
-from rlhf_ray.config.schema import ROLE_NAMES, ModelsConfig, ResourcesConfig, TrainConfig
+from rlhf_ray.config.schema import ROLE_NAMES, ROLES, ModelsConfig, ResourcesConfig, TrainConfig
+from rlhf_ray.config.schema.models import ModelsSection
+from rlhf_ray.config.schema.role_sections import with_role_sections
 from rlhf_ray.distributed.dispatch import dispatch_mode
 from tests.support.raw_configs import base
 
@@ -29,6 +32,19 @@ def test_every_role_has_its_sections_and_a_worker_that_declares_setup():
             )
             module, _, name = role.worker(cfg).partition(":")
             assert dispatch_mode(getattr(importlib.import_module(module), name), "setup") is not None
+
+
+def test_a_new_row_brings_its_sections():
+    judge = dataclasses.replace(ROLES[2], name="judge", about="A second frozen scorer.")
+    models = with_role_sections(
+        "Models", ModelsSection, "", lambda role: role.model, lambda role: role.about, (*ROLES, judge)
+    )
+    parsed = models.model_validate({"judge": {"path": "/m/judge", "dtype": "float32"}})
+    assert (parsed.judge.path, parsed.judge.dtype, parsed.policy.path) == ("/m/judge", "float32", None)
+    assert models.model_fields["judge"].description == "A second frozen scorer."
+    with pytest.raises(ValidationError, match=r"judge\.zero_stage"):
+        models.model_validate({"judge": {"zero_stage": 2}})
+    assert "judge" not in ModelsConfig.model_fields
 
 
 @pytest.mark.parametrize(

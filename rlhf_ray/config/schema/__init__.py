@@ -13,12 +13,10 @@ from rlhf_ray.config.schema.algorithm import (
     RolloutCorrectionConfig,
 )
 from rlhf_ray.config.schema.base import (
-    ROLE_NAMES,
     Dtype,
     NonNegativeFloat,
     PositiveInt,
     Probability,
-    RoleName,
     Section,
 )
 from rlhf_ray.config.schema.experiment import (
@@ -26,7 +24,6 @@ from rlhf_ray.config.schema.experiment import (
 )
 from rlhf_ray.config.schema.models import (
     FrozenModelConfig,
-    ModelsConfig,
     TinyModelConfig,
     TrainableModelConfig,
 )
@@ -34,6 +31,18 @@ from rlhf_ray.config.schema.outputs import (
     CheckpointConfig,
     LoggingConfig,
     WandbConfig,
+)
+from rlhf_ray.config.schema.role_sections import (
+    ModelsConfig,
+    ResourcesConfig,
+    TrainConfig,
+)
+from rlhf_ray.config.schema.roles import (
+    ROLE_NAMES,
+    ROLE_SPECS,
+    ROLES,
+    RoleName,
+    RoleSpec,
 )
 from rlhf_ray.config.schema.sampling import (
     ROLLOUT_ENGINES,
@@ -53,10 +62,8 @@ from rlhf_ray.config.schema.stages import (
 from rlhf_ray.config.schema.training import (
     CriticTrainingConfig,
     OptimizationConfig,
-    ResourcesConfig,
     RoleResources,
     RoleTrainingConfig,
-    TrainConfig,
 )
 
 __all__ = [
@@ -77,13 +84,16 @@ __all__ = [
     "PositiveInt",
     "PreferenceDataConfig",
     "Probability",
+    "ROLES",
     "ROLE_NAMES",
+    "ROLE_SPECS",
     "ROLLOUT_ENGINES",
     "ResourcesConfig",
     "RewardConfig",
     "RewardModelStageConfig",
     "RoleName",
     "RoleResources",
+    "RoleSpec",
     "RoleTrainingConfig",
     "RolloutConfig",
     "RolloutCorrectionConfig",

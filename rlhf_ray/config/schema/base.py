@@ -6,9 +6,6 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RoleName = Literal["policy", "critic", "reference", "reward"]
-ROLE_NAMES: tuple[RoleName, ...] = ("policy", "critic", "reference", "reward")
-
 Dtype = Literal["float32", "bfloat16", "float16"]
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeFloat = Annotated[float, Field(ge=0.0)]

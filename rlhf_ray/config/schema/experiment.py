@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from rlhf_ray.config.roles import ROLE_SPECS, ROLES
 from rlhf_ray.config.schema.algorithm import AlgorithmConfig, RewardConfig
-from rlhf_ray.config.schema.base import RoleName, Section
-from rlhf_ray.config.schema.models import ModelsConfig
+from rlhf_ray.config.schema.base import Section
 from rlhf_ray.config.schema.outputs import CheckpointConfig, LoggingConfig
+from rlhf_ray.config.schema.role_sections import ModelsConfig, ResourcesConfig, TrainConfig
+from rlhf_ray.config.schema.roles import ROLE_SPECS, ROLES, RoleName
 from rlhf_ray.config.schema.sampling import DataConfig, RolloutConfig
 from rlhf_ray.config.schema.stages import LabellerConfig, RewardModelStageConfig, SFTConfig
-from rlhf_ray.config.schema.training import ResourcesConfig, TrainConfig
 
 
 class Config(Section):

@@ -50,17 +50,9 @@ class FrozenModelConfig(Section):
     """0: a full copy on every rank; 3: parameters sharded over the ranks (for models too large to copy)."""
 
 
-class ModelsConfig(Section):
-    """Which model each role holds."""
+class ModelsSection(Section):
+    """What ``models`` holds besides one section per role (``role_sections`` adds those)."""
 
-    policy: TrainableModelConfig = Field(default_factory=TrainableModelConfig)
-    """The policy (actor): a causal LM, trained with PPO and served by the rollout engines."""
-    critic: TrainableModelConfig = Field(default_factory=TrainableModelConfig)
-    """The critic: per-token values. Used only by advantage estimators that need one (``gae``)."""
-    reference: FrozenModelConfig = Field(default_factory=FrozenModelConfig)
-    """The frozen reference policy for the KL penalty. Unused when ``algorithm.kl.coef`` is 0."""
-    reward: FrozenModelConfig = Field(default_factory=FrozenModelConfig)
-    """The sequence-scoring reward model. Unused when ``reward.source`` is ``function``."""
     tiny: TinyModelConfig | None = None
     """Build tiny offline models for every role whose path is None. None: paths are required."""
     trust_remote_code: bool = False

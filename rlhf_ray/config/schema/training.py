@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from rlhf_ray.config.schema.base import NonNegativeFloat, PositiveInt, RoleName, Section
+from rlhf_ray.config.schema.base import NonNegativeFloat, PositiveInt, Section
 
 
 class OptimizationConfig(Section):
@@ -56,8 +56,8 @@ class CriticTrainingConfig(RoleTrainingConfig):
     """Peak learning rate (AdamW); critics usually take a larger one than the policy."""
 
 
-class TrainConfig(Section):
-    """The PPO loop."""
+class TrainLoopSection(Section):
+    """What ``train`` holds besides one section per trained role (``role_sections`` adds those)."""
 
     episodes: PositiveInt = 1
     """Passes over the prompt set."""
@@ -67,10 +67,6 @@ class TrainConfig(Section):
     """Evaluate on ``data.eval_path`` every N iterations; 0 disables it."""
     forward_micro_batch_size: PositiveInt = 8
     """Samples per forward pass of the log-prob, value and reward computations."""
-    policy: RoleTrainingConfig = Field(default_factory=RoleTrainingConfig)
-    """Policy optimisation."""
-    critic: CriticTrainingConfig = Field(default_factory=CriticTrainingConfig)
-    """Critic optimisation."""
 
 
 class RoleResources(Section):
@@ -86,8 +82,9 @@ class RoleResources(Section):
         return self.num_nodes * self.gpus_per_node
 
 
-class ResourcesConfig(Section):
-    """The cluster and where each role runs."""
+class ClusterSection(Section):
+    """What ``resources`` holds besides one section per role and the colocation groups
+    (``role_sections`` adds those)."""
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """``auto`` picks CUDA when the cluster has GPUs, else the CPU (gloo)."""
@@ -106,21 +103,11 @@ class ResourcesConfig(Section):
     """CPU threads for torch (and OpenMP) in each actor. None (on CPU): the ranks computing at once in
     each phase share their node's cores equally (the rollout engines, which generate alone, take them
     all); a number fixes every actor's threads."""
-    policy: RoleResources = Field(default_factory=RoleResources)
-    """Policy ranks."""
-    critic: RoleResources = Field(default_factory=RoleResources)
-    """Critic ranks."""
-    reference: RoleResources = Field(default_factory=RoleResources)
-    """Reference ranks."""
-    reward: RoleResources = Field(default_factory=RoleResources)
-    """Reward-model ranks."""
-    colocate: list[list[RoleName]] = Field(default_factory=list)
-    """Groups of roles sharing the same GPUs, e.g. ``[[policy, reference], [critic, reward]]``."""
     placement_timeout_s: Annotated[float, Field(gt=0.0)] = 120.0
     """How long to wait for the cluster to grant the placement before failing."""
     env_vars: dict[str, str] = Field(default_factory=dict)
     """Environment variables of every role actor and rollout engine, e.g. ``NCCL_DEBUG: INFO`` or
     ``RAY_DEBUG: legacy``. They are part of the logged config: never put a secret here."""
 
-    def role(self, name: RoleName) -> RoleResources:
+    def role(self, name: str) -> RoleResources:
         return getattr(self, name)

@@ -1,17 +1,22 @@
 """The role table: one row per role of a PPO experiment, read wherever roles are listed (the schema's
-helpers, the checks, the debug overlay, the model folders, the groups that start the actors).
+sections and helpers, the checks, the debug overlay, the model folders, the groups that start the
+actors).
 
-A role is its worker module (methods declared with ``@dispatch``), its row here, and its sections of
-the schema (``models.<role>``, ``resources.<role>``, and ``train.<role>`` when it is trained).
+A role is its worker module (methods declared with ``@dispatch``) and its row here: the row's sections
+become ``models.<role>``, ``resources.<role>`` and, when it is trained, ``train.<role>``
+(``role_sections``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from rlhf_ray.algorithms import ADVANTAGE_ESTIMATORS
+from rlhf_ray.config.schema.base import Section
+from rlhf_ray.config.schema.models import FrozenModelConfig, TrainableModelConfig
+from rlhf_ray.config.schema.training import CriticTrainingConfig, RoleTrainingConfig
 
 if TYPE_CHECKING:
     from rlhf_ray.config.schema import Config
@@ -24,16 +29,24 @@ model folder (None: no model)."""
 @dataclass(frozen=True)
 class RoleSpec:
     name: str
+    about: str
+    """What the role's model is (the documentation of ``models.<name>``)."""
     worker: Callable[[Config], str]
     """``module:Class`` of the role's ranks, for this config."""
-    trained: bool
-    """Trained with PPO: ``train.<name>`` sets its optimisation and checkpoints hold it."""
+    model: type[Section]
+    """The section of ``models.<name>``: where the model loads from, and how when frozen."""
+    training: type[Section] | None
+    """The section of ``train.<name>`` for a role trained with PPO (checkpoints hold it); None: frozen."""
     active: Callable[[Config], bool]
     """Whether the experiment creates the role's actors."""
     uses_accelerator: Callable[[Config], bool]
     """Whether each rank needs a GPU."""
     model_folder: ModelFolder
     """Where the role's model loads from."""
+
+    @property
+    def trained(self) -> bool:
+        return self.training is not None
 
 
 def _always(cfg: Config) -> bool:
@@ -43,35 +56,43 @@ def _always(cfg: Config) -> bool:
 ROLES: tuple[RoleSpec, ...] = (
     RoleSpec(
         "policy",
+        about="The policy (actor): a causal LM, trained with PPO and served by the rollout engines.",
         worker=lambda cfg: "rlhf_ray.workers.policy:PolicyWorker",
-        trained=True,
+        model=TrainableModelConfig,
+        training=RoleTrainingConfig,
         active=_always,
         uses_accelerator=_always,
         model_folder=lambda cfg, tiny, policy: cfg.models.policy.path or str(tiny.policy),
     ),
     RoleSpec(
         "critic",
+        about="The critic: per-token values. Used only by advantage estimators that need one (``gae``).",
         worker=lambda cfg: "rlhf_ray.workers.critic:CriticWorker",
-        trained=True,
+        model=TrainableModelConfig,
+        training=CriticTrainingConfig,
         active=lambda cfg: ADVANTAGE_ESTIMATORS[cfg.algorithm.advantage_estimator].needs_critic,
         uses_accelerator=_always,
         model_folder=lambda cfg, tiny, policy: cfg.models.critic.path or (str(tiny.value) if tiny else policy),
     ),
     RoleSpec(
         "reference",
+        about="The frozen reference policy for the KL penalty. Unused when ``algorithm.kl.coef`` is 0.",
         worker=lambda cfg: "rlhf_ray.workers.reference:ReferenceWorker",
-        trained=False,
+        model=FrozenModelConfig,
+        training=None,
         active=lambda cfg: cfg.algorithm.kl.coef > 0,
         uses_accelerator=_always,
         model_folder=lambda cfg, tiny, policy: cfg.models.reference.path or policy,
     ),
     RoleSpec(
         "reward",
+        about="The sequence-scoring reward model. Unused when ``reward.source`` is ``function``.",
         worker=lambda cfg: (
             "rlhf_ray.workers.reward:"
             + ("RewardModelWorker" if cfg.reward.source == "model" else "RewardFunctionWorker")
         ),
-        trained=False,
+        model=FrozenModelConfig,
+        training=None,
         active=_always,
         uses_accelerator=lambda cfg: cfg.reward.source == "model",  # a reward function runs on a CPU
         model_folder=lambda cfg, tiny, policy: (
@@ -80,3 +101,6 @@ ROLES: tuple[RoleSpec, ...] = (
     ),
 )
 ROLE_SPECS = {role.name: role for role in ROLES}
+ROLE_NAMES: tuple[str, ...] = tuple(ROLE_SPECS)
+RoleName = Literal[ROLE_NAMES]  # type: ignore[valid-type]
+"""A role's name, checked against the table."""
