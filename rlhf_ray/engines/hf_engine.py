@@ -18,16 +18,16 @@ from rlhf_ray.engines.rollout import SamplingSpec
 
 
 def create_engine(model_path: str, cfg: Config, engine_index: int, device: DeviceProfile) -> HFEngine:
-    return HFEngine(model_path, cfg.rollout, device.torch_device)
+    return HFEngine(model_path, cfg.rollout, device.torch_device, device.attention)
 
 
 class HFEngine:
     sync_ranks = 1
 
-    def __init__(self, model_path: str, rollout: RolloutConfig, device: torch.device):
+    def __init__(self, model_path: str, rollout: RolloutConfig, device: torch.device, attention: str = "sdpa"):
         from rlhf_ray.models import load_causal_lm, load_tokenizer
 
-        self.model = load_causal_lm(model_path, rollout.dtype, role="rollout").to(device).eval()
+        self.model = load_causal_lm(model_path, rollout.dtype, role="rollout", attention=attention).to(device).eval()
         tokenizer = load_tokenizer(model_path, "left", role="rollout")
         self.pad_token_id = tokenizer.pad_token_id
         self.eos_token_id = tokenizer.eos_token_id

@@ -23,12 +23,12 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 PADDING_SIDES = ("left", "right")
 
 
-def load_causal_lm(path: str | Path, dtype: str, *, role: str = "model") -> PreTrainedModel:
+def load_causal_lm(path: str | Path, dtype: str, *, role: str = "model", attention: str = "sdpa") -> PreTrainedModel:
     """A causal LM with every weight from the folder (policy, reference, rollout fallback)."""
-    return _load(AutoModelForCausalLM, path, dtype, role, may_add_head=False)
+    return _load(AutoModelForCausalLM, path, dtype, role, attention, may_add_head=False)
 
 
-def load_value_model(path: str | Path, dtype: str, *, role: str = "model") -> PreTrainedModel:
+def load_value_model(path: str | Path, dtype: str, *, role: str = "model", attention: str = "sdpa") -> PreTrainedModel:
     """A token classifier with one label: `logits[..., 0]` is a value per token, shape [B, T].
 
     The folder may hold a value model or a plain causal LM; from a causal LM the backbone is
@@ -40,13 +40,16 @@ def load_value_model(path: str | Path, dtype: str, *, role: str = "model") -> Pr
         path,
         dtype,
         role,
+        attention,
         may_add_head=True,
         num_labels=1,
         classifier_dropout=0.0,
     )
 
 
-def load_sequence_score_model(path: str | Path, dtype: str, *, role: str = "model") -> PreTrainedModel:
+def load_sequence_score_model(
+    path: str | Path, dtype: str, *, role: str = "model", attention: str = "sdpa"
+) -> PreTrainedModel:
     """A sequence classifier with one label: one score per sequence.
 
     The model's own forward reads `logits[:, 0]` at the rightmost token that is not
@@ -54,7 +57,7 @@ def load_sequence_score_model(path: str | Path, dtype: str, *, role: str = "mode
     `rlhf_ray.models.forward.sequence_scores` reads the last attended token instead. As for the
     value model, a causal-LM folder gives a new score head that starts at zero.
     """
-    return _load(AutoModelForSequenceClassification, path, dtype, role, may_add_head=True, num_labels=1)
+    return _load(AutoModelForSequenceClassification, path, dtype, role, attention, may_add_head=True, num_labels=1)
 
 
 def load_tokenizer(path: str | Path, padding_side: str, *, role: str = "tokenizer") -> PreTrainedTokenizerBase:
@@ -70,7 +73,7 @@ def load_tokenizer(path: str | Path, padding_side: str, *, role: str = "tokenize
     return tokenizer
 
 
-def _load(auto_class, path, dtype: str, role: str, *, may_add_head: bool, **config_overrides):
+def _load(auto_class, path, dtype: str, role: str, attention: str, *, may_add_head: bool, **config_overrides):
     if dtype not in DTYPES:
         raise ValueError(f"{role}: dtype={dtype!r} is not one of {tuple(DTYPES)}")
     folder = _local_folder(path, role)
@@ -79,7 +82,9 @@ def _load(auto_class, path, dtype: str, role: str, *, may_add_head: bool, **conf
     config = AutoConfig.from_pretrained(folder)
     for name, value in config_overrides.items():
         setattr(config, name, value)
-    model, info = auto_class.from_pretrained(folder, config=config, dtype=DTYPES[dtype], output_loading_info=True)
+    model, info = auto_class.from_pretrained(
+        folder, config=config, dtype=DTYPES[dtype], attn_implementation=attention, output_loading_info=True
+    )
     backbone = model.base_model_prefix + "."
     missing = sorted(info["missing_keys"])
     missing_backbone = [key for key in missing if key.startswith(backbone)]

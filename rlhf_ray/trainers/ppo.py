@@ -57,6 +57,7 @@ class TrainResult:
 def train(cfg: Config) -> TrainResult:
     """Run PPO as ``cfg`` says, resuming from a checkpoint when ``checkpoint.resume`` finds one."""
     device = connect(cfg)
+    cfg = device.resolved(cfg)
     paths = resolve_model_paths(cfg)
     tokenizer = load_tokenizer(paths.policy, "left", role="policy")
     train_set = load_prompts(cfg.data.train_path, cfg.data, tokenizer, cfg.seed)

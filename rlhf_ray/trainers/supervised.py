@@ -86,6 +86,7 @@ def run_stage(stage: Stage) -> StageResult:
     resume_from = checkpoints.resume_point()
 
     device = connect(cfg)
+    cfg = device.resolved(cfg)
     slots = reserve([plan_stage(cfg, device, stage.role)], cfg.resources.placement_timeout_s)
     group = RoleGroup(stage.role, stage.worker_cls, slots[stage.role], cfg, device)
     try:

@@ -20,7 +20,10 @@ class CriticWorker(TrainedRoleWorker):
 
     @dispatch(Dispatch.ALL)
     def setup(self, model_path: str, total_steps: int) -> None:
-        self._start_engine(lambda: load_value_model(model_path, "float32", role="critic"), total_steps)
+        self._start_engine(
+            lambda: load_value_model(model_path, "float32", role="critic", attention=self.device_profile.attention),
+            total_steps,
+        )
 
     @dispatch(Dispatch.SHARDED)
     def values(self, batch: SequenceBatch) -> torch.Tensor:

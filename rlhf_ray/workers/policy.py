@@ -23,7 +23,10 @@ class PolicyWorker(InProcessRollout, TrainedRoleWorker):
 
     @dispatch(Dispatch.ALL)
     def setup(self, model_path: str, total_steps: int) -> None:
-        self._start_engine(lambda: load_causal_lm(model_path, "float32", role="policy"), total_steps)
+        self._start_engine(
+            lambda: load_causal_lm(model_path, "float32", role="policy", attention=self.device_profile.attention),
+            total_steps,
+        )
 
     @dispatch(Dispatch.SHARDED)
     def logprobs(self, batch: SequenceBatch) -> torch.Tensor:

@@ -19,7 +19,7 @@ class ReferenceWorker(FrozenRoleWorker):
     def setup(self, model_path: str) -> None:
         model = self.cfg.models.reference
         self.engine = InferenceEngine(
-            lambda: load_causal_lm(model_path, model.dtype, role="reference"),
+            lambda: load_causal_lm(model_path, model.dtype, role="reference", attention=self.device_profile.attention),
             model.zero_stage,
             self.world_size,
             self.device_profile.torch_device,

@@ -27,7 +27,9 @@ class RewardModelWorker(FrozenRoleWorker):
     def setup(self, model_path: str) -> None:
         model = self.cfg.models.reward
         self.engine = InferenceEngine(
-            lambda: load_sequence_score_model(model_path, model.dtype, role="reward"),
+            lambda: load_sequence_score_model(
+                model_path, model.dtype, role="reward", attention=self.device_profile.attention
+            ),
             model.zero_stage,
             self.world_size,
             self.device_profile.torch_device,

@@ -20,7 +20,12 @@ class RewardTrainerWorker(TrainedRoleWorker):
 
     @dispatch(Dispatch.ALL)
     def setup(self, model_path: str, total_steps: int) -> None:
-        self._start_engine(lambda: load_sequence_score_model(model_path, "float32", role="reward_model"), total_steps)
+        self._start_engine(
+            lambda: load_sequence_score_model(
+                model_path, "float32", role="reward_model", attention=self.device_profile.attention
+            ),
+            total_steps,
+        )
 
     @dispatch(Dispatch.EVEN)
     def update(self, pairs: PreferenceBatch) -> dict[str, float]:

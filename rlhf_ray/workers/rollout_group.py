@@ -27,7 +27,7 @@ class RolloutGroup:
     def __init__(
         self, cfg: Config, device: DeviceProfile, slots: RoleSlots | None, model_path: str, policy: RoleGroup | None
     ):
-        self.cfg = cfg
+        self.cfg = cfg = device.resolved(cfg)
         self.version = 0
         self.weight_sync = create_weight_sync(cfg)
         self.in_process = self.weight_sync.engines_inside_policy

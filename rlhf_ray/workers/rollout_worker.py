@@ -21,6 +21,7 @@ class StaleWeightsError(RuntimeError):
 
 class RolloutWorker:
     def __init__(self, cfg: Config, engine_index: int, device: DeviceProfile, model_path: str):
+        cfg = device.resolved(cfg)
         self.index = engine_index
         self.device = device
         self.version = 0

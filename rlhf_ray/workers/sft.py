@@ -20,7 +20,10 @@ class SFTWorker(TrainedRoleWorker):
 
     @dispatch(Dispatch.ALL)
     def setup(self, model_path: str, total_steps: int) -> None:
-        self._start_engine(lambda: load_causal_lm(model_path, "float32", role="sft"), total_steps)
+        self._start_engine(
+            lambda: load_causal_lm(model_path, "float32", role="sft", attention=self.device_profile.attention),
+            total_steps,
+        )
 
     @dispatch(Dispatch.EVEN)
     def update(self, batch: SequenceBatch) -> dict[str, float]:

@@ -16,6 +16,7 @@ from rlhf_ray.config.schema.base import (
     Dtype,
     NonNegativeFloat,
     PositiveInt,
+    Precision,
     Probability,
     Section,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "NonNegativeFloat",
     "OptimizationConfig",
     "PositiveInt",
+    "Precision",
     "PreferenceDataConfig",
     "Probability",
     "ROLES",

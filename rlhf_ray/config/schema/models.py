@@ -44,8 +44,9 @@ class FrozenModelConfig(Section):
     path: str | None = None
     """Local HF model folder (on every node). None: the reference is the initial policy; the reward
     model is built from ``models.tiny``."""
-    dtype: Dtype = "bfloat16"
-    """Weights dtype for the forward passes."""
+    dtype: Dtype = "auto"
+    """Weights dtype for the forward passes (``auto``: bfloat16 where the device computes it fast, else
+    float32)."""
     zero_stage: Literal[0, 3] = 0
     """0: a full copy on every rank; 3: parameters sharded over the ranks (for models too large to copy)."""
 

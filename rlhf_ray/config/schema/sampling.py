@@ -57,8 +57,9 @@ class RolloutConfig(Section):
     tensor_parallel_size: PositiveInt = 1
     """Devices one engine shards the model over (GPUs, kept within one node; on CPU, worker processes).
     Above 1 the engine runs one vLLM worker process per shard, each joining the weight-sync group."""
-    dtype: Dtype = "bfloat16"
-    """Weights dtype inside the engines."""
+    dtype: Dtype = "auto"
+    """Weights dtype inside the engines (``auto``: bfloat16 where the device computes it fast, else
+    float32)."""
     samples_per_prompt: PositiveInt = 1
     """Responses sampled per prompt (the group size of GRPO, RLOO, REINFORCE++-baseline)."""
     temperature: NonNegativeFloat = 1.0

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from rlhf_ray.config.schema.base import NonNegativeFloat, PositiveInt, Section
+from rlhf_ray.config.schema.base import NonNegativeFloat, PositiveInt, Precision, Section
 
 
 class OptimizationConfig(Section):
@@ -18,8 +18,9 @@ class OptimizationConfig(Section):
     """Keep optimizer states in CPU memory (GPU only)."""
     offload_params: bool = False
     """Keep parameters in CPU memory (ZeRO-3 on GPU only)."""
-    precision: Literal["fp32", "bf16"] = "bf16"
-    """Training precision; bf16 keeps fp32 master weights."""
+    precision: Precision = "auto"
+    """Training precision; bf16 keeps fp32 master weights. ``auto``: bf16 where the device computes it
+    fast (GPUs, CPUs with avx512_bf16 or AMX), else fp32."""
     lr: Annotated[float, Field(gt=0.0)] = 1e-6
     """Peak learning rate (AdamW)."""
     weight_decay: NonNegativeFloat = 0.0
