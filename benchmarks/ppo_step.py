@@ -57,7 +57,7 @@ PRECISION_SETTINGS = {
 TARGETS = {("grpo", "bf16"): 0.8, ("ppo", "bf16"): 1.3, ("grpo", "fp32"): 1.5, ("ppo", "fp32"): 2.6}
 PHASES = [
     "generate", "reward", "logprobs", "reference", "values", "advantages",
-    "policy_update", "critic_update", "weight_sync",
+    "policy_update", "critic_update", "generate_ahead", "weight_sync",
 ]  # fmt: skip
 
 

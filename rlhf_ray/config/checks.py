@@ -101,7 +101,38 @@ def _check_function(path: str, spec: str | None) -> list[ConfigIssue]:
 
 
 def _check_engines(cfg: Config) -> list[ConfigIssue]:
-    """Engines inside the policy's ranks, one per rank; tensor parallelism only where vLLM shards."""
+    """Engines inside the policy's ranks, one per rank; tensor parallelism only where vLLM shards;
+    generating ahead only with engines of their own and an off-policy correction."""
+    return _check_async(cfg) + _check_engine_layout(cfg)
+
+
+def _check_async(cfg: Config) -> list[ConfigIssue]:
+    steps = cfg.rollout.async_steps
+    if steps == 0:
+        return []
+    issues = []
+    if cfg.rollout.weight_sync == "in_process":
+        issues.append(
+            ConfigIssue(
+                "rollout.async_steps",
+                f"is {steps}, but in_process engines live in the policy's ranks and cannot generate while they "
+                "update: use weight_sync 'broadcast' or 'object_store'",
+            )
+        )
+    algo = cfg.algorithm
+    if algo.rollout_correction.mode == "none" and algo.old_logprobs == "recompute":
+        issues.append(
+            ConfigIssue(
+                "rollout.async_steps",
+                f"is {steps}: responses come from a policy up to {steps} version(s) old, which the PPO ratio of "
+                "recomputed old log-probs does not see: set algorithm.rollout_correction.mode to 'tis' or "
+                "'mis', or algorithm.old_logprobs to 'rollout'",
+            )
+        )
+    return issues
+
+
+def _check_engine_layout(cfg: Config) -> list[ConfigIssue]:
     size = cfg.rollout.tensor_parallel_size
     if cfg.rollout.weight_sync == "in_process":
         ranks = cfg.resources.policy.world_size

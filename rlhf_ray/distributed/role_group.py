@@ -100,15 +100,16 @@ class GroupCall:
         return results
 
 
-def share_cores(groups: Iterable[RoleGroup]) -> None:
+def share_cores(groups: Iterable[RoleGroup], alongside: int = 0) -> None:
     """Before a phase in which ``groups`` compute at once, tell every rank how many of the phase's ranks
     share its node, so that together they use each node's cores once (a rank's calls run in the order
-    they are sent, so the phase's calls that follow see the new share)."""
+    they are sent, so the phase's calls that follow see the new share). ``alongside``: processes on
+    every node that compute during the phase too (engines generating ahead)."""
     groups = [group for group in groups if group.holds_model]  # a reward function barely computes
     ranks_on = Counter(node for group in groups for node in group.nodes)
     for group in groups:
         for actor, node in zip(group.actors, group.nodes, strict=True):
-            actor.share_cores.remote(ranks_on[node])
+            actor.share_cores.remote(ranks_on[node] + alongside)
 
 
 def _pad_to_multiple(batch, multiple: int):

@@ -2,7 +2,8 @@
 
 One iteration: draw prompts -> sample responses (rollout engines) -> score them, and compute policy,
 reference and critic forwards, in parallel -> advantages (pure math) -> update policy and critic in
-parallel -> push the new weights to the engines -> log -> checkpoint.
+parallel -> push the new weights to the engines -> log -> checkpoint. With ``rollout.async_steps`` the
+engines sample the next steps' responses while this one scores and updates.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from rlhf_ray.data import SequenceBatch
 from rlhf_ray.data.experience import compute_advantages
 from rlhf_ray.data.prompts import Prompt, PromptSet, load_prompts
 from rlhf_ray.data.sampler import PromptSampler
-from rlhf_ray.data.samples import batch_from_samples
+from rlhf_ray.data.samples import Sample, batch_from_samples
 from rlhf_ray.distributed.cluster import connect
 from rlhf_ray.distributed.role_group import GroupCall, share_cores
 from rlhf_ray.engines.rollout import SamplingSpec
@@ -30,6 +31,7 @@ from rlhf_ray.rewards.functions import call_reward_function, import_reward_funct
 from rlhf_ray.tracking import PhaseTimer, Tracker, default_run_name
 from rlhf_ray.trainers.checkpoint import Checkpointer
 from rlhf_ray.trainers.intervals import every
+from rlhf_ray.trainers.rollout_queue import Rollout, RolloutQueue
 from rlhf_ray.workers.groups import RoleGroups, start_role_groups
 
 
@@ -79,14 +81,21 @@ def train(cfg: Config) -> TrainResult:
         tracker = Tracker(cfg, state.run_name, total_steps, resume_id=state.wandb_id)
         state.wandb_id = tracker.run_id
         iteration = PPOIteration(cfg, roles, tokenizer, kl)
+        rollouts = RolloutQueue(
+            roles.rollout,
+            lambda: ([train_set.items[i] for i in sampler.next_batch()], sampler.state_dict()),
+            lambda step: SamplingSpec.from_config(cfg.rollout, seed=_sampling_seed(cfg, step)),
+            total_steps,
+            cfg.rollout.async_steps,
+        )
         last_checkpoint = resume_from
         for step in range(state.step + 1, total_steps + 1):
             timer = PhaseTimer()
             last = step == total_steps
             with timer.phase("step"):
-                prompts = [train_set.items[i] for i in sampler.next_batch()]
-                metrics, batch = iteration.run(prompts, step, state, timer)
-                state.step, state.kl_controller, state.sampler = step, kl.state_dict(), sampler.state_dict()
+                rollout = rollouts.take(step, state.policy_version)
+                metrics, batch = iteration.run(rollout, state, timer)
+                state.step, state.kl_controller, state.sampler = step, kl.state_dict(), rollout.sampler_state
                 if every(step, cfg.checkpoint.interval) or last:
                     with timer.phase("checkpoint"):
                         last_checkpoint = checkpoints.save(step, asdict(state), roles.trained())
@@ -94,7 +103,7 @@ def train(cfg: Config) -> TrainResult:
                 metrics.update(iteration.evaluate(eval_set, state))
             metrics["rollout/skipped_prompts"] = float(sum(train_set.skipped.values()))
             if every(step, cfg.logging.log_interval) or last:
-                tracker.log(step, metrics | timer.metrics() | _throughput(batch, timer))
+                tracker.log(step, metrics | timer.metrics() | _throughput(batch, timer, cfg.rollout.async_steps > 0))
             if every(step, cfg.logging.sample_table_interval):
                 tracker.log_samples(step, _sample_rows(batch, cfg.logging.sample_table_size))
         export_dir = None
@@ -115,21 +124,22 @@ class PPOIteration:
         gold = cfg.reward.gold_function
         self.gold = import_reward_function(gold) if gold is not None else None
 
-    def run(
-        self, prompts: list[Prompt], step: int, state: TrainerState, timer: PhaseTimer
-    ) -> tuple[dict[str, float], SequenceBatch]:
+    def run(self, rollout: Rollout, state: TrainerState, timer: PhaseTimer) -> tuple[dict[str, float], SequenceBatch]:
         cfg, roles = self.cfg, self.roles
-        sampling = SamplingSpec.from_config(cfg.rollout, seed=_sampling_seed(cfg, step))
         with timer.phase("generate"):
-            batch = self.generate(prompts, sampling, state.policy_version)
+            batch = self.to_batch(rollout.prompts, rollout.samples.result())
+        staleness = state.policy_version - rollout.version
         batch = self.score(batch, timer)
         with timer.phase("advantages"):
             batch, metrics = compute_advantages(batch, cfg.algorithm, self.kl.value, cfg.rollout.samples_per_prompt)
-        share_cores(roles.trained().values())
+        share_cores(roles.trained().values(), alongside=roles.rollout.engines_alongside)
         updates = {"policy_update": roles.policy.update(batch, kl_coef=self.kl.value)}
         if roles.critic is not None:
             updates["critic_update"] = roles.critic.update(batch)
         results = _gather_timed(updates, timer)
+        if cfg.rollout.async_steps:
+            with timer.phase("generate_ahead"):  # what the update did not hide of the next steps' sampling
+                roles.rollout.finish_generating()
         state.policy_version += 1
         with timer.phase("weight_sync"):
             roles.rollout.sync_from(roles.policy, state.policy_version)
@@ -138,12 +148,13 @@ class PPOIteration:
         if "critic_update" in results:
             metrics.update(_train_metrics("critic", results["critic_update"]))
         metrics["train/kl_coef"] = self.kl.value
+        metrics["rollout/staleness"] = float(staleness)
         metrics.update(_rollout_metrics(batch, cfg.algorithm.old_logprobs == "recompute"))
         metrics.update(self.gold_reward(batch, "rollout"))
         return metrics, batch
 
-    def generate(self, prompts: list[Prompt], sampling: SamplingSpec, version: int) -> SequenceBatch:
-        samples = self.roles.rollout.generate([p.token_ids for p in prompts], sampling, version)
+    def to_batch(self, prompts: list[Prompt], samples: list[list[Sample]]) -> SequenceBatch:
+        """The engines' samples of ``prompts`` as a batch, with their texts."""
         batch = batch_from_samples([p.token_ids for p in prompts], samples, self.tokenizer.pad_token_id)
         per_prompt = [len(s) for s in samples]
         return batch.with_fields(
@@ -167,7 +178,7 @@ class PPOIteration:
             forwards["reference"] = roles.reference.logprobs
         if roles.critic is not None:
             forwards["values"] = roles.critic.values
-        share_cores(method.group for method in forwards.values())
+        share_cores((method.group for method in forwards.values()), alongside=roles.rollout.engines_alongside)
         calls = {name: method(batch) for name, method in forwards.items()}
         results = _gather_timed(calls, timer)
         return batch.with_fields(
@@ -180,7 +191,8 @@ class PPOIteration:
     def evaluate(self, eval_set: PromptSet, state: TrainerState) -> dict[str, float]:
         """Greedy responses to the held-out prompts, scored by the reward."""
         greedy = SamplingSpec(1, 0.0, 1.0, -1, self.cfg.rollout.max_new_tokens, tuple(self.cfg.rollout.stop_token_ids))
-        batch = self.generate(eval_set.items, greedy, state.policy_version)
+        prompts = [p.token_ids for p in eval_set.items]
+        batch = self.to_batch(eval_set.items, self.roles.rollout.generate(prompts, greedy, state.policy_version))
         share_cores([self.roles.reward])
         scores = self.roles.reward.scores(batch).result()
         return {
@@ -227,9 +239,12 @@ def _rollout_metrics(batch: SequenceBatch, recomputed: bool) -> dict[str, float]
     return metrics
 
 
-def _throughput(batch: SequenceBatch, timer: PhaseTimer) -> dict[str, float]:
+def _throughput(batch: SequenceBatch, timer: PhaseTimer, generating_ahead: bool) -> dict[str, float]:
+    """Generated tokens per second of generation; per second of the step when the engines generate
+    ahead (hidden behind the update, their own time is not the step's)."""
     tokens = float(batch.response_mask.sum())
-    return {"timing/generated_tokens_per_s": tokens / max(timer.seconds["generate"], 1e-9)}
+    seconds = timer.seconds["step" if generating_ahead else "generate"]
+    return {"timing/generated_tokens_per_s": tokens / max(seconds, 1e-9)}
 
 
 def _train_metrics(role: str, metrics: dict[str, float]) -> dict[str, float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import ray
 
@@ -14,7 +15,7 @@ from rlhf_ray.distributed.placement import RoleSlots
 from rlhf_ray.distributed.role_group import RoleGroup, share_cores
 from rlhf_ray.distributed.weight_sync.strategies import create_weight_sync
 from rlhf_ray.engines.rollout import SamplingSpec
-from rlhf_ray.workers.rollout_worker import RolloutWorker, StaleWeightsError
+from rlhf_ray.workers.rollout_worker import RolloutWorker, StaleWeightsError, engines_per_node
 
 CHUNKS_PER_ENGINE = 2
 
@@ -29,6 +30,10 @@ class RolloutGroup:
     ):
         self.cfg = cfg = device.resolved(cfg)
         self.version = 0
+        self.engines_alongside = engines_per_node(cfg.rollout) if cfg.rollout.async_steps else 0
+        """Engines per node computing while the roles do (generating ahead); 0 when they wait."""
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollout")
+        self._in_flight: list[Future] = []
         self.weight_sync = create_weight_sync(cfg)
         self.in_process = self.weight_sync.engines_inside_policy
         self.policy = policy
@@ -92,15 +97,31 @@ class RolloutGroup:
                 dispatch(engine_index)
         return [samples for start in sorted(results) for samples in results[start]]
 
+    def generate_ahead(self, prompts: Sequence[Sequence[int]], sampling: SamplingSpec) -> Future[list[list[Sample]]]:
+        """``generate`` in the background with the weights the engines hold now (``self.version``), while
+        the driver goes on; calls run one after another, and the next weight sync waits for them all, so
+        every call finishes on the weights it started with."""
+        future = self._background.submit(self.generate, prompts, sampling, self.version)
+        self._in_flight.append(future)
+        return future
+
+    def finish_generating(self) -> None:
+        """Wait for the generations in flight (their errors are their futures')."""
+        wait(self._in_flight)
+        self._in_flight.clear()
+
     def sync_from(self, policy: RoleGroup, version: int) -> float:
         """Push the policy's current weights, which are its ``version``, to every engine, as
-        ``rollout.weight_sync`` says; returns the seconds it took."""
+        ``rollout.weight_sync`` says, once the generations in flight are done; returns the seconds the
+        push took."""
+        self.finish_generating()
         started = time.perf_counter()
         self.weight_sync.sync(policy, self.engines, version)
         self.version = version
         return time.perf_counter() - started
 
     def shutdown(self) -> None:
+        self._background.shutdown(wait=False, cancel_futures=True)
         if self.in_process:
             return  # the policy's actors, which the policy group shuts down
         for engine in self.engines:

@@ -9,6 +9,7 @@ import torch
 
 from rlhf_ray.config import Config
 from rlhf_ray.config.device import DeviceProfile
+from rlhf_ray.config.schema import RolloutConfig
 from rlhf_ray.data.samples import Sample
 from rlhf_ray.distributed.weight_sync.buckets import TensorSpec
 from rlhf_ray.engines.rollout import RolloutEngine, SamplingSpec, create_rollout_engine
@@ -66,9 +67,15 @@ class RolloutWorker:
 
 def _share_cores_between_engines(cfg: Config) -> None:
     """Engines generate while the roles wait, so the engines of a node (and their tensor-parallel
-    processes) share all its cores."""
+    processes) share all its cores; engines generating ahead leave a share to the role computing beside
+    them."""
     rollout = cfg.rollout
-    engines_per_node = -(-rollout.num_engines // (rollout.num_nodes or 1))
-    threads = max(1, available_cores() // (engines_per_node * rollout.tensor_parallel_size))
+    processes = engines_per_node(rollout) * rollout.tensor_parallel_size + (1 if rollout.async_steps else 0)
+    threads = max(1, available_cores() // processes)
     os.environ["OMP_NUM_THREADS"] = str(threads)  # vLLM keeps it, and its worker processes inherit it
     torch.set_num_threads(threads)
+
+
+def engines_per_node(rollout: RolloutConfig) -> int:
+    """The most engines one node holds."""
+    return -(-rollout.num_engines // (rollout.num_nodes or 1))

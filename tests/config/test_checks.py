@@ -321,3 +321,14 @@ def test_plugins_register_estimators_that_the_checks_read():
         "cannot import plugin module 'tests.no_such_plugin': ModuleNotFoundError"
     )
     assert missing["algorithm.advantage_estimator"].startswith("'nope' is not a registered advantage estimator")
+
+
+def test_generating_ahead_needs_engines_of_their_own_and_an_off_policy_correction():
+    raw = base(rollout={"async_steps": 1, "weight_sync": "in_process"}, algorithm={"old_logprobs": "rollout"})
+    [problem] = [p for p in problems_of(raw) if p.path == "rollout.async_steps"]
+    assert "in_process engines live in the policy's ranks" in problem.message
+    found = issues_of(base(rollout={"async_steps": 2}))
+    assert "up to 2 version(s) old" in found["rollout.async_steps"]
+    assert "rollout_correction.mode to 'tis' or 'mis'" in found["rollout.async_steps"]
+    validate_config(base(rollout={"async_steps": 1}, algorithm={"rollout_correction": {"mode": "tis"}}))
+    validate_config(base(rollout={"async_steps": 1}, algorithm={"old_logprobs": "rollout"}))

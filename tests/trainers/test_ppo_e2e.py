@@ -18,6 +18,10 @@ DEMO = ROOT / "configs" / "cpu_demo.yaml"
 RLHF_RAY = Path(sys.executable).with_name("rlhf-ray")
 # Small enough for a test, large enough for the reward to rise visibly.
 QUICK = ["logging.sample_table_interval=5"]
+# The demo computes in bf16 where the CPU does and samples a step ahead; these settings undo both.
+FP32 = ["train.policy.precision=fp32", "train.critic.precision=fp32", "rollout.dtype=float32",
+        "models.reference.dtype=float32"]  # fmt: skip
+ON_POLICY = ["rollout.async_steps=0", "algorithm.rollout_correction.mode=none"]
 
 
 def train_command(*overrides: str) -> list[str]:
@@ -57,17 +61,20 @@ def test_demo_learns_logs_checkpoints_and_exports(tmp_path):
 
     expected = [
         "rollout/reward_mean", "rollout/reward_std", "rollout/response_length", "rollout/truncation_rate",
-        "rollout/logprob_mismatch_mean", "rollout/logprob_mismatch_max",
+        "rollout/logprob_mismatch_mean", "rollout/logprob_mismatch_max", "rollout/staleness",
+        "rollout/is_weight_mean", "rollout/is_weight_max",
         "train/policy_loss", "train/value_loss", "train/kl", "train/kl_per_token", "train/kl_coef",
         "train/clip_fraction",
         "train/entropy", "train/policy_grad_norm", "train/critic_grad_norm", "train/policy_lr", "train/critic_lr",
         "timing/generate", "timing/reward", "timing/logprobs", "timing/reference", "timing/values",
-        "timing/advantages", "timing/policy_update", "timing/critic_update", "timing/weight_sync", "timing/step",
+        "timing/advantages", "timing/policy_update", "timing/critic_update", "timing/generate_ahead",
+        "timing/weight_sync", "timing/step",
         "timing/generated_tokens_per_s",
     ]  # fmt: skip
     assert set(expected) <= set(by_step[24])
     assert "timing/checkpoint" in by_step[12] and "timing/checkpoint" in by_step[24]
-    assert by_step[24]["rollout/logprob_mismatch_mean"] < 1e-3
+    assert [by_step[step]["rollout/staleness"] for step in (1, 2, 24)] == [0.0, 1.0, 1.0]
+    assert 1.0 < by_step[24]["rollout/is_weight_max"] <= 2.0
 
     [run_file] = (tmp_path / "outputs/cpu_demo/logs/wandb").glob("offline-run-*/run-*.wandb")
     logged = run_file.read_bytes()
@@ -120,6 +127,7 @@ def test_grpo_without_critic_or_reference_under_zero3_on_rollout_logprobs_learns
         "train.eval_interval=8",
         "logging.tensorboard_dir=outputs/tensorboard",
         "algorithm.old_logprobs=rollout",
+        "algorithm.rollout_correction.mode=none",  # the engines' log-probs are the ratio's old ones
     )
     by_step = metrics(tmp_path)
     # The engines' log-probs start the PPO ratio: no policy forward, so no mismatch to report.
@@ -137,6 +145,8 @@ def test_grpo_on_bf16_rollouts_with_an_fp32_trainer_learns_under_truncated_impor
         tmp_path,
         "train.max_steps=16",
         "algorithm.advantage_estimator=grpo",
+        *FP32,
+        *ON_POLICY,
         "rollout.dtype=bfloat16",
         "algorithm.rollout_correction.mode=tis",
         "algorithm.rollout_correction.tis_cap=2.0",
@@ -152,6 +162,32 @@ def test_grpo_on_bf16_rollouts_with_an_fp32_trainer_learns_under_truncated_impor
         # bf16 engines against the fp32 policy: a mismatch the fp32 demo (< 1e-3) does not have.
         assert step["rollout/logprob_mismatch_mean"] > 1e-3
     assert "train/kl_per_token" in by_step[16] and "timing/values" not in by_step[16]
+
+
+def test_generating_one_step_ahead_trains_one_version_behind_under_the_correction_and_learns(tmp_path):
+    run_train(
+        tmp_path,
+        "train.max_steps=16",
+        "algorithm.advantage_estimator=grpo",
+        *FP32,
+        "rollout.async_steps=1",
+        "algorithm.rollout_correction.mode=tis",
+        "checkpoint.export_dir=null",
+        "logging.wandb.mode=disabled",
+    )
+    by_step = metrics(tmp_path)
+    assert sorted(by_step) == list(range(1, 17))
+    # Step 1 samples with the initial weights; every later step with those of two updates before it.
+    assert [by_step[step]["rollout/staleness"] for step in sorted(by_step)] == [0.0] + [1.0] * 15
+    assert_learns(by_step, window=4, margin=0.1)
+    assert by_step[1]["rollout/logprob_mismatch_mean"] < 1e-3  # on-policy, fp32: the policy's own
+    for step in range(2, 17):
+        metrics_of_step = by_step[step]
+        # One update between sampling and scoring: the importance weights move off 1, within the cap.
+        assert metrics_of_step["rollout/logprob_mismatch_mean"] > 1e-3
+        assert 1.0 < metrics_of_step["rollout/is_weight_max"] <= 2.0
+        assert 0.8 < metrics_of_step["rollout/is_weight_mean"] < 1.2
+        assert "timing/generate_ahead" in metrics_of_step
 
 
 def test_an_estimator_registered_by_a_plugin_module_trains(tmp_path):
@@ -176,6 +212,8 @@ def test_an_estimator_registered_by_a_plugin_module_trains(tmp_path):
 
 def test_resume_after_a_kill_continues_the_same_run(tmp_path):
     common = [
+        *FP32,
+        *ON_POLICY,  # a resumed run samples its first step with the checkpoint's weights
         "train.max_steps=6",
         "checkpoint.interval=3",
         "checkpoint.export_dir=null",

@@ -93,6 +93,13 @@ class RolloutConfig(Section):
     ``num_engines`` to the policy's ranks) and takes the weights without leaving the process."""
     sync_bucket_bytes: PositiveInt = 128 * 1024**2
     """Size of one broadcast bucket of weights."""
+    async_steps: Annotated[int, Field(ge=0)] = 0
+    """How many steps ahead the engines generate. 0: each step samples once the previous update's
+    weights have arrived (on-policy). k > 0: the engines sample the next k steps' responses in the
+    background, with the weights they hold, while the current step scores and updates, so a step trains
+    on responses of a policy at most k versions old (``rollout/staleness``). Off-policy, so it needs
+    ``algorithm.rollout_correction`` (or ``algorithm.old_logprobs: rollout``), and engines of their own
+    (not ``weight_sync: in_process``)."""
 
     @property
     def scoring_temperature(self) -> float:
