@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from rlhf_ray.config.device import DeviceProfile
-from rlhf_ray.config.schema import Config
+from rlhf_ray.config.schema import Config, RolloutConfig
 
 
 class PlacementError(RuntimeError):
@@ -91,8 +91,12 @@ def plan_rollout(cfg: Config, device: DeviceProfile) -> PlacementUnit:
     cpus = cfg.resources.cpus_per_actor * rollout.tensor_parallel_size
     if rollout.num_nodes is None:
         return PlacementUnit(("rollout",), rollout.num_engines, 1, cpus, gpus, False)
-    per_node = rollout.num_engines // rollout.num_nodes
-    return PlacementUnit(("rollout",), rollout.num_nodes, per_node, cpus, gpus, rollout.num_nodes > 1)
+    return PlacementUnit(("rollout",), rollout.num_nodes, engines_per_node(rollout), cpus, gpus, rollout.num_nodes > 1)
+
+
+def engines_per_node(rollout: RolloutConfig) -> int:
+    """The most engines one node holds (all of them when ``rollout.num_nodes`` is None)."""
+    return -(-rollout.num_engines // (rollout.num_nodes or 1))
 
 
 def rollout_units(cfg: Config, device: DeviceProfile) -> list[PlacementUnit]:

@@ -22,6 +22,7 @@ from rlhf_ray.distributed.placement import RoleSlots
 
 class RoleGroup:
     def __init__(self, name: str, worker_cls: type, slots: RoleSlots, cfg: Config, device: DeviceProfile):
+        cfg = device.resolved(cfg)  # the ranks get concrete precisions and dtypes
         self.name = name
         self.worker_cls = worker_cls
         self.world_size = slots.world_size

@@ -35,11 +35,11 @@ class RoleWorker:
     """Whether the rank computes with a model (and so takes a share of its node's cores)."""
 
     def __init__(self, cfg: Config, rank: int, world_size: int, device: DeviceProfile):
-        require_plugins(cfg.algorithm.plugins)
-        self.cfg = device.resolved(cfg)
+        self.cfg = cfg
         self.rank = rank
         self.world_size = world_size
         self.device_profile = device
+        require_plugins(cfg.algorithm.plugins)
         if cfg.resources.threads_per_actor is not None:
             torch.set_num_threads(cfg.resources.threads_per_actor)
         torch.manual_seed(cfg.seed + rank)

@@ -10,12 +10,13 @@ import ray
 
 from rlhf_ray.config import Config
 from rlhf_ray.config.device import DeviceProfile
+from rlhf_ray.config.placement_plan import engines_per_node
 from rlhf_ray.data.samples import Sample
 from rlhf_ray.distributed.placement import RoleSlots
 from rlhf_ray.distributed.role_group import RoleGroup, share_cores
 from rlhf_ray.distributed.weight_sync.strategies import create_weight_sync
 from rlhf_ray.engines.rollout import SamplingSpec
-from rlhf_ray.workers.rollout_worker import RolloutWorker, StaleWeightsError, engines_per_node
+from rlhf_ray.workers.rollout_worker import RolloutWorker, StaleWeightsError
 
 CHUNKS_PER_ENGINE = 2
 

@@ -9,7 +9,7 @@ import torch
 
 from rlhf_ray.config import Config
 from rlhf_ray.config.device import DeviceProfile
-from rlhf_ray.config.schema import RolloutConfig
+from rlhf_ray.config.placement_plan import engines_per_node
 from rlhf_ray.data.samples import Sample
 from rlhf_ray.distributed.weight_sync.buckets import TensorSpec
 from rlhf_ray.engines.rollout import RolloutEngine, SamplingSpec, create_rollout_engine
@@ -22,7 +22,6 @@ class StaleWeightsError(RuntimeError):
 
 class RolloutWorker:
     def __init__(self, cfg: Config, engine_index: int, device: DeviceProfile, model_path: str):
-        cfg = device.resolved(cfg)
         self.index = engine_index
         self.device = device
         self.version = 0
@@ -74,8 +73,3 @@ def _share_cores_between_engines(cfg: Config) -> None:
     threads = max(1, available_cores() // processes)
     os.environ["OMP_NUM_THREADS"] = str(threads)  # vLLM keeps it, and its worker processes inherit it
     torch.set_num_threads(threads)
-
-
-def engines_per_node(rollout: RolloutConfig) -> int:
-    """The most engines one node holds."""
-    return -(-rollout.num_engines // (rollout.num_nodes or 1))
