@@ -3,6 +3,7 @@
 from rlhf_ray.config.checks import ConfigIssue, check_config
 from rlhf_ray.config.loading import (
     EXIT_CONFIG_ERROR,
+    EXIT_RESUMABLE,
     ConfigError,
     ConfigProblem,
     dump_config,
@@ -13,6 +14,7 @@ from rlhf_ray.config.schema import ROLE_NAMES, Config
 
 __all__ = [
     "EXIT_CONFIG_ERROR",
+    "EXIT_RESUMABLE",
     "Config",
     "ConfigError",
     "ConfigIssue",

@@ -29,6 +29,9 @@ class ConfigProblem:
 
 EXIT_CONFIG_ERROR = 2
 """Exit status of every ``rlhf-ray`` command given a config (or data) it cannot use."""
+EXIT_RESUMABLE = 75
+"""Exit status of a run stopped by a signal (preemption, Ctrl-C) at a checkpoint: running the same
+command again resumes it (``EX_TEMPFAIL``)."""
 
 
 class ConfigError(ValueError):
