@@ -85,14 +85,16 @@ def timed_calls(fn, repeats: int) -> list[tuple[float, object]]:
 
 
 def start(cfg, roles: list[str]):
-    """Reserve the placement and start the rollout engines (from the policy's folder)."""
+    """Reserve the placement; start the policy when ``roles`` has it, and the rollout engines (from the
+    policy's folder)."""
     slots = reserve([*plan_placement(cfg, CPU, roles), plan_rollout(cfg, CPU)], timeout_s=300)
-    return slots, RolloutGroup(cfg, CPU, slots["rollout"], resolve_model_paths(cfg).policy, policy=None)
+    policy = RoleGroup("policy", PolicyWorker, slots["policy"], cfg, CPU) if "policy" in roles else None
+    return slots, policy, RolloutGroup(cfg, CPU, slots["rollout"], resolve_model_paths(cfg).policy, policy)
 
 
 def measure_generation(cfg, prompts: list[list[int]], repeats: int) -> tuple[float, int, int]:
     """Median generated tokens/s, and the tokens and EOS-ended samples of the last call."""
-    slots, rollout = start(cfg, [])
+    slots, _, rollout = start(cfg, [])
     try:
         sampling = SamplingSpec.from_config(cfg.rollout, seed=0)
         calls = timed_calls(lambda: rollout.generate(prompts, sampling, 0), repeats)
@@ -111,13 +113,12 @@ def counts(result: list[list[Sample]]) -> tuple[int, int]:
 
 def measure_sync(cfg, repeats: int) -> tuple[float, float]:
     """MiB of float32 parameters, and the median seconds of a sync after a warm-up one."""
-    slots, rollout = start(cfg, ["policy"])
-    policy = RoleGroup("policy", PolicyWorker, slots["policy"], cfg, CPU)
+    slots, policy, rollout = start(cfg, ["policy"])
     try:
         policy.setup(resolve_model_paths(cfg).policy, 1000).result()
         specs = ray.get(policy.actors[0].weight_specs.remote(cfg.rollout.dtype))
         versions = itertools.count(1)
-        calls = timed_calls(lambda: rollout.sync_from(policy, next(versions)), repeats)
+        calls = timed_calls(lambda: rollout.sync_from(next(versions)), repeats)
     finally:
         policy.shutdown()
         rollout.shutdown()

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rlhf_ray.config import EXIT_CONFIG_ERROR, Config, ConfigError, dump_config, load_config
+from rlhf_ray.config import EXIT_CONFIG_ERROR, EXIT_RESUMABLE, Config, ConfigError, dump_config, load_config
 from rlhf_ray.config.debug import load_debug_config
 from rlhf_ray.jobs.commands import add_job_commands
 
@@ -26,6 +26,18 @@ def _load(args: argparse.Namespace, stages: tuple[str, ...] = (), debug: bool = 
         return None
 
 
+def _input_errors() -> tuple[type[Exception], ...]:
+    """What a run raises, before any actor starts, for input it cannot use: bad data rows, a missing or
+    unusable model folder, a cluster that does not answer, a checkpoint folder it cannot write. (Imported
+    here, when a run starts, so that ``validate`` stays light.)"""
+    from rlhf_ray.data.records import DataError
+    from rlhf_ray.distributed.cluster import ClusterUnreachableError
+    from rlhf_ray.models.checks import ModelFolderError
+    from rlhf_ray.trainers.checkpoint import CheckpointWriteError
+
+    return DataError, FileNotFoundError, ClusterUnreachableError, ModelFolderError, CheckpointWriteError
+
+
 def _validate(args: argparse.Namespace) -> int:
     cfg = _load(args, debug=args.debug)
     if cfg is None:
@@ -39,14 +51,22 @@ def _train(args: argparse.Namespace) -> int:
     cfg = _load(args, debug=args.debug)
     if cfg is None:
         return EXIT_CONFIG_ERROR
-    from rlhf_ray.data.records import DataError
+    from rlhf_ray.distributed.failures import RoleFailure, RunFailed
     from rlhf_ray.trainers.ppo import train
 
     try:
         result = train(cfg)
-    except DataError as exc:
-        print(f"data error: {exc}", file=sys.stderr)
+    except _input_errors() as exc:
+        print(f"{args.config}: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
+    except (RoleFailure, RunFailed) as exc:
+        print(f"run failed: {exc}", file=sys.stderr)
+        return 1
+    if result.stopped_by is not None:
+        where = result.last_checkpoint or "the beginning (no checkpoint was complete)"
+        how = "the same command resumes" if cfg.checkpoint.resume == "auto" else "add checkpoint.resume=auto to resume"
+        print(f"stopped by {result.stopped_by} after step {result.steps}; {how} from {where}", file=sys.stderr)
+        return EXIT_RESUMABLE
     print(f"trained {result.steps} steps; metrics: {result.metrics_file}")
     if result.last_checkpoint:
         print(f"last checkpoint: {result.last_checkpoint}")
@@ -69,14 +89,13 @@ def _run_stage(args: argparse.Namespace, name: str) -> int:
     cfg = _load(args, (name,))
     if cfg is None:
         return EXIT_CONFIG_ERROR
-    from rlhf_ray.data.records import DataError
     from rlhf_ray.trainers.stages import RewardModelStage, SFTStage
     from rlhf_ray.trainers.supervised import run_stage
 
     stage = SFTStage(cfg) if name == "sft" else RewardModelStage(cfg)
     try:
         result = run_stage(stage)
-    except (DataError, FileNotFoundError) as exc:
+    except _input_errors() as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     evaluation = "  ".join(f"{k} {v:.4f}" for k, v in result.final_metrics.items() if k.startswith("eval/"))
@@ -90,13 +109,12 @@ def _pipeline(args: argparse.Namespace) -> int:
     cfg = _load(args, ("pipeline",))
     if cfg is None:
         return EXIT_CONFIG_ERROR
-    from rlhf_ray.data.records import DataError
     from rlhf_ray.trainers.pipeline import STAGES, run_pipeline
 
     force = set(STAGES[STAGES.index(args.force) :]) if args.force else set()
     try:
         result = run_pipeline(cfg, force)
-    except (DataError, FileNotFoundError) as exc:
+    except _input_errors() as exc:
         print(f"pipeline: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     print(f"SFT model: {result.sft_model}\nreward model: {result.reward_model_dir}")

@@ -3,6 +3,7 @@ for the tests that start roles."""
 
 import contextlib
 import os
+import socket
 
 import pytest
 
@@ -18,6 +19,14 @@ from ray.cluster_utils import Cluster  # noqa: E402
 from rlhf_ray.models.paths import resolve_model_paths  # noqa: E402
 from tests.support.random_tensors import gen, randn, random_mask  # noqa: E402, F401  (fixtures)
 from tests.support.tiny_roles import role_config  # noqa: E402
+
+
+@pytest.fixture
+def closed_port():
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

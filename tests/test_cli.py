@@ -2,8 +2,10 @@
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from rlhf_ray.cli import EXIT_CONFIG_ERROR, main
@@ -58,3 +60,59 @@ def test_a_stage_without_data_is_a_config_error(tmp_path, capsys):
     assert "reward_model.data.train_path: is required unless a simulated `labeller` writes the data" in (
         capsys.readouterr().err
     )
+
+
+RLHF_RAY = Path(sys.executable).with_name("rlhf-ray")
+
+
+def run_timed(*args: str) -> tuple[subprocess.CompletedProcess, float]:
+    start = time.monotonic()
+    result = subprocess.run([RLHF_RAY, *args], capture_output=True, text=True, timeout=300)
+    return result, time.monotonic() - start
+
+
+def test_an_unreachable_cluster_fails_in_seconds_naming_the_address(closed_port):
+    address = f"127.0.0.1:{closed_port}"
+    result, seconds = run_timed("train", str(DEMO), f"resources.ray_address={address}")
+    assert result.returncode == EXIT_CONFIG_ERROR
+    assert f"{DEMO}: resources.ray_address={address}: cannot reach a Ray cluster there (Connection refused)" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
+    assert seconds < 15
+
+
+def test_a_missing_model_folder_fails_in_seconds_before_any_cluster_starts_naming_it():
+    result, seconds = run_timed("train", str(DEMO), "models.tiny=null", "models.policy.path=/nonexistent/policy")
+    assert result.returncode == EXIT_CONFIG_ERROR
+    assert f"{DEMO}: models.policy.path: the policy model folder /nonexistent/policy does not exist" in result.stderr
+    assert "Traceback" not in result.stderr and "Ray" not in result.stderr
+    assert seconds < 15
+
+
+def sft_config(tmp_path: Path) -> Path:
+    data = tmp_path / "demos.jsonl"
+    data.write_text('{"prompt": "Hi", "response": "Hello."}\n')
+    config = tmp_path / "sft.yaml"
+    config.write_text(
+        "models: {tiny: {vocab_size: 512, hidden_size: 64, intermediate_size: 128, num_layers: 1, num_heads: 2,"
+        f" output_dir: {tmp_path / 'tiny'}}}}}\n"
+        f"sft: {{data: {{train_path: {data}}}, train: {{micro_batch_size: 1, global_batch_size: 1}}}}\n"
+        "resources: {device: cpu}\n"
+    )
+    return config
+
+
+def test_a_stage_checks_its_model_and_checkpoint_folders_before_anything_starts(tmp_path, capsys):
+    config = sft_config(tmp_path)
+    assert main(["sft", str(config), "sft.init_path=/nonexistent/sft"]) == EXIT_CONFIG_ERROR
+    assert capsys.readouterr().err == (
+        "sft: sft.init_path: the sft model folder /nonexistent/sft does not exist; pass a local HF model folder "
+        "(hub ids are not downloaded: fetch the model first, e.g. with `hf download`, and pass its folder)\n"
+    )
+    (tmp_path / "a_file").write_text("")
+    unwritable = tmp_path / "a_file" / "checkpoints"
+    assert main(["sft", str(config), f"sft.checkpoint.dir={unwritable}"]) == EXIT_CONFIG_ERROR
+    # (after the progress bar of the tiny models' build)
+    last_line = capsys.readouterr().err.splitlines()[-1]
+    assert last_line.startswith(f"sft: sft.checkpoint.dir: cannot write checkpoints to {unwritable}: Not a directory")

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any, TypeVar
 
+from rlhf_ray.distributed.faults import fault_point
+
 Method = TypeVar("Method", bound=Callable[..., Any])
 _ATTRIBUTE = "__rlhf_dispatch__"
 
@@ -25,11 +27,13 @@ class Dispatch(Enum):
 
 
 def dispatch(mode: Dispatch) -> Callable[[Method], Method]:
-    """Declare how a role group calls the decorated worker method."""
+    """Declare how a role group calls the decorated worker method (which is then also a point where the
+    tests of recovery may kill the rank: ``faults``)."""
 
     def declare(method: Method) -> Method:
-        setattr(method, _ATTRIBUTE, mode)
-        return method
+        guarded = fault_point(method)
+        setattr(guarded, _ATTRIBUTE, mode)
+        return guarded
 
     return declare
 

@@ -17,7 +17,12 @@ import torch
 from rlhf_ray.config import Config
 from rlhf_ray.config.device import DeviceProfile
 from rlhf_ray.distributed.dispatch import Dispatch, dispatch_mode
+from rlhf_ray.distributed.failures import ActorProcess, actor_id, get_all
+from rlhf_ray.distributed.faults import process_env
 from rlhf_ray.distributed.placement import RoleSlots
+
+SHUTDOWN_S = 30.0
+"""How long the ranks may take to leave their process groups before they are killed regardless."""
 
 
 class RoleGroup:
@@ -30,14 +35,20 @@ class RoleGroup:
         actor_cls = ray.remote(worker_cls)
         self.actors = [
             actor_cls.options(
-                runtime_env={"env_vars": device.actor_env(cfg.resources)},
+                runtime_env={"env_vars": device.actor_env(cfg.resources) | process_env(name, rank)},
                 **slots.actor_options(rank),
             ).remote(cfg, rank, self.world_size, device)
             for rank in range(self.world_size)
         ]
-        self.nodes: list[str] = ray.get([actor.node_id.remote() for actor in self.actors])
-        master_addr, master_port = ray.get(self.actors[0].rendezvous_address.remote())
-        ray.get([actor.init_process_group.remote(master_addr, master_port) for actor in self.actors])
+        self.nodes: list[str] = get_all([actor.node_id.remote() for actor in self.actors])
+        logs = get_all([actor.log_file.remote() for actor in self.actors])
+        self.processes = {
+            actor_id(actor): ActorProcess(name, rank, node, log)
+            for rank, (actor, node, log) in enumerate(zip(self.actors, self.nodes, logs, strict=True))
+        }
+        """Each rank as the driver names it when it dies, by actor id."""
+        master_addr, master_port = get_all([self.actors[0].rendezvous_address.remote()])[0]
+        get_all([actor.init_process_group.remote(master_addr, master_port) for actor in self.actors])
 
     def __getattr__(self, name: str) -> GroupMethod:
         worker_cls = self.__dict__.get("worker_cls")
@@ -49,8 +60,13 @@ class RoleGroup:
             )
         return GroupMethod(self, name, mode)
 
-    def shutdown(self) -> None:
-        ray.get([actor.shutdown.remote() for actor in self.actors])
+    def shutdown(self, graceful: bool = True) -> None:
+        """End every rank, ``graceful``-ly letting each leave its process group first (after a failure the
+        live ranks may be stuck in a collective, so they are just ended). Never raises: the first error
+        is the one to report."""
+        if graceful:
+            calls = [actor.shutdown.remote() for actor in self.actors]
+            ray.wait(calls, num_returns=len(calls), timeout=SHUTDOWN_S)
         for actor in self.actors:
             ray.kill(actor)
 
@@ -89,7 +105,7 @@ class GroupCall:
         self.batch_size = batch_size
 
     def result(self) -> Any:
-        results = ray.get(self.refs)
+        results = get_all(self.refs)
         if self.mode is Dispatch.ALL:
             return results
         if self.mode is Dispatch.RANK_ZERO:

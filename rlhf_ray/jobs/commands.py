@@ -16,7 +16,7 @@ from pathlib import Path
 from rlhf_ray.config import EXIT_CONFIG_ERROR, ConfigError, load_config
 from rlhf_ray.jobs.client import TERMINAL_STATUSES, JobServerError, connect, job_server_address, job_server_errors
 from rlhf_ray.jobs.sealed_env import cluster_token
-from rlhf_ray.jobs.submission import SubmitError, job_spec
+from rlhf_ray.jobs.submission import SubmitError, check_outputs, job_spec
 
 EXIT_JOB_FAILED = 1
 STOP_POLL_S = 1.0
@@ -48,6 +48,13 @@ def add_job_commands(commands: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help="forward this variable of your environment, e.g. WANDB_API_KEY (sealed, never printed; "
         "needs Ray token authentication)",
+    )
+    submit.add_argument(
+        "--allow-relative-outputs",
+        action="store_true",
+        help="submit even when an output folder (checkpoint.dir, checkpoint.export_dir, logging.dir, "
+        "logging.tensorboard_dir) is a relative path, which lands in the job's temporary working directory on the "
+        "cluster (with a warning)",
     )
     submit.add_argument("--follow", action="store_true", help="then stream the logs; exit 0 only if it succeeds")
     submit.set_defaults(run=_reporting_errors(_submit))
@@ -91,7 +98,10 @@ def _reporting_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[arg
 
 
 def _submit(args: argparse.Namespace) -> int:
-    load_config(args.config, args.overrides)  # a config that cannot run is never submitted
+    cfg = load_config(args.config, args.overrides)  # a config that cannot run is never submitted
+    warning = check_outputs(cfg, args.allow_relative_outputs)
+    if warning is not None:
+        print(f"rlhf-ray submit: warning: {warning}", file=sys.stderr)
     address = job_server_address(args.address)
     spec = job_spec(
         Path(args.config), args.overrides, args.working_dir, args.pip, args.env, os.environ, cluster_token()

@@ -1,15 +1,18 @@
 """What ``rlhf-ray submit`` sends: the entrypoint that runs ``rlhf-ray train`` on the cluster, and the
 job's runtime environment: the working directory without the big local folders, the cluster's own
-Python environment or a pip requirements file installed on top of it, and forwarded variables, sealed."""
+Python environment or a pip requirements file installed on top of it, and forwarded variables, sealed;
+and the check that the run's outputs are not written into the job's temporary working directory."""
 
 from __future__ import annotations
 
+import operator
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rlhf_ray.config import Config
 from rlhf_ray.jobs.sealed_env import SEALED_ENV_VAR, seal
 
 ENTRYPOINT = ("python", "-m", "rlhf_ray.jobs.entrypoint", "train")
@@ -25,10 +28,36 @@ EXCLUDES = (
     ".pytest_cache",
     ".ruff_cache",
 )
+# The folders `rlhf-ray train` writes. The job runs in a copy of the working directory that Ray unpacks
+# into its temporary folder on the head, so relative ones would land there, out of reach and deleted with it.
+OUTPUT_FIELDS = ("checkpoint.dir", "checkpoint.export_dir", "logging.dir", "logging.tensorboard_dir")
 
 
 class SubmitError(ValueError):
     """A submission that cannot be made as asked."""
+
+
+def relative_outputs(cfg: Config) -> dict[str, str]:
+    """The output folders of ``cfg`` that are relative paths, by field."""
+    folders = {field: operator.attrgetter(field)(cfg) for field in OUTPUT_FIELDS}
+    return {field: folder for field, folder in folders.items() if folder is not None and not Path(folder).is_absolute()}
+
+
+def check_outputs(cfg: Config, allow_relative: bool) -> str | None:
+    """Refuse (``SubmitError``) a config whose outputs would land in the job's temporary working directory;
+    with ``allow_relative``, return the warning to give instead (None when every output folder is absolute)."""
+    relative = relative_outputs(cfg)
+    if not relative:
+        return None
+    listed = ", ".join(f"{field}={folder}" for field, folder in relative.items())
+    where = f"{listed} would be written into the job's temporary copy of the working directory on the cluster"
+    if allow_relative:
+        return f"{where}, and may be deleted with it"
+    raise SubmitError(
+        f"{where} and lost with it, and a resubmitted job could not count on resuming from its checkpoints: "
+        "give absolute folders on storage every node shares (e.g. the override "
+        f"checkpoint.dir=/shared/{cfg.name}/checkpoints), or pass --allow-relative-outputs to submit anyway"
+    )
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The model folder each role loads, from the config: given paths, or a tiny build made offline."""
+"""The model folder each role loads, from the config: given paths, or a tiny build made offline; checked
+(``models.checks``) before any actor loads it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from rlhf_ray.config import Config
 from rlhf_ray.config.schema.roles import ROLE_SPECS, ROLES
+from rlhf_ray.models.checks import check_role_folders
 from rlhf_ray.models.tiny import TinyModelPaths, TinyModelSpec, build_tiny_models
 
 
@@ -28,6 +30,15 @@ class ModelPaths:
 
 
 def resolve_model_paths(cfg: Config) -> ModelPaths:
+    """Every role's folder (``model_folders``), those of the roles ``cfg`` starts checked: a folder that is
+    missing, no HF model, a tokenizer that does not fit a model or a reward model without a score head
+    raises ``ModelFolderError`` naming the config field and the folder."""
+    paths = model_folders(cfg)
+    check_role_folders(cfg, paths.folders)
+    return paths
+
+
+def model_folders(cfg: Config) -> ModelPaths:
     """Every role's folder, as the role table says; builds the tiny models first when the config asks for them."""
     tiny = _build_tiny(cfg) if cfg.models.tiny is not None else None
     policy = ROLE_SPECS["policy"].model_folder(cfg, tiny, None)

@@ -81,6 +81,11 @@ class Tracker:
         )
         self.task = self.progress.add_task(job_type, total=total_steps, summary="")
         self.progress.start()
+        self.logged_up_to = 0
+        self.replayed_up_to = 0
+        """Steps up to this one are logged again after a recovery: to the metrics file (the last record of
+        a step wins), not to W&B or TensorBoard, which keep their first record."""
+        self.recoveries: list[list] = []
 
     @property
     def run_id(self) -> str | None:
@@ -93,20 +98,35 @@ class Tracker:
     def log(self, step: int, metrics: dict[str, float]) -> None:
         self.metrics_file.write(json.dumps({"step": step, **metrics}) + "\n")
         self.metrics_file.flush()
-        self.wandb.log(metrics, step=step)
-        if self.tensorboard is not None:
-            for name, value in metrics.items():
-                self.tensorboard.add_scalar(name, value, step)
+        self.logged_up_to = max(self.logged_up_to, step)
+        if step > self.replayed_up_to:
+            self.wandb.log(metrics, step=step)
+            if self.tensorboard is not None:
+                for name, value in metrics.items():
+                    self.tensorboard.add_scalar(name, value, step)
         summary = "  ".join(f"{label} {metrics[key]:.3f}" for label, key in _SUMMARY if key in metrics)
         self.progress.update(self.task, completed=step, summary=summary)
         if self.cfg.logging.verbose:
             self.progress.console.print(_phase_timings(step, metrics), highlight=False, soft_wrap=True)
 
     def log_samples(self, step: int, rows: Sequence[tuple[str, str, float]]) -> None:
+        if step <= self.replayed_up_to:
+            return
         import wandb
 
         table = wandb.Table(columns=["prompt", "response", "reward"], data=[list(row) for row in rows])
         self.wandb.log({"samples": table}, step=step)
+
+    def recovery(self, message: str, details: dict[str, str | int], resumes_after: int) -> None:
+        """A recovery: a line on the console and a row of W&B's ``recovery/events`` table; the steps after
+        ``resumes_after`` up to the last one logged will be replayed."""
+        self.progress.console.print(message, style="bold yellow", highlight=False, soft_wrap=True)
+        self.replayed_up_to = max(self.replayed_up_to, self.logged_up_to)
+        self.recoveries.append([self.logged_up_to, resumes_after, *details.values()])
+        import wandb
+
+        columns = ["failed_after_step", "resumed_after_step", *details]
+        self.wandb.log({"recovery/events": wandb.Table(columns=columns, data=self.recoveries)}, step=self.logged_up_to)
 
     def finish(self) -> None:
         self.progress.stop()

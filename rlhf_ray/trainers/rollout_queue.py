@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from rlhf_ray.data.prompts import Prompt
 from rlhf_ray.data.samples import Sample
 from rlhf_ray.engines.rollout import SamplingSpec
-from rlhf_ray.workers.rollout_group import RolloutGroup
+from rlhf_ray.workers.rollout_group import EngineLost, RolloutGroup
 from rlhf_ray.workers.rollout_worker import StaleWeightsError
 
 PromptDraw = Callable[[], tuple[list[Prompt], dict]]
@@ -66,6 +66,19 @@ class RolloutQueue:
                 f"rollout.async_steps allows {self.async_steps}"
             )
         return rollout
+
+    def samples(self, rollout: Rollout, policy_version: int) -> list[list[Sample]]:
+        """The samples of ``rollout`` (which ``take`` gave), waiting for them. If an engine died making
+        them, it is restarted with the policy's weights, ``policy_version``, and they are sampled again
+        with those (the rollout's version becomes that one)."""
+        try:
+            return rollout.samples.result()
+        except EngineLost as lost:
+            if self.engines.restart_lost_engines(str(lost)):
+                self.engines.sync_from(policy_version)
+        rollout.version = policy_version
+        sampling = self.sampling(rollout.step)
+        return self.engines.generate_recovering([p.token_ids for p in rollout.prompts], sampling, policy_version)
 
     def _next_step(self, step: int) -> int:
         return self.queued[-1].step + 1 if self.queued else step

@@ -14,7 +14,8 @@ from rlhf_ray.data.records import LoadedRows
 from rlhf_ray.data.sft import Demonstration, demonstration_batch, load_demonstrations
 from rlhf_ray.data.simulated import simulate_labels
 from rlhf_ray.distributed.role_group import RoleGroup
-from rlhf_ray.models.paths import resolve_model_paths
+from rlhf_ray.models.checks import ModelFolder, role_folder
+from rlhf_ray.models.paths import model_folders
 from rlhf_ray.models.reward_stats import RewardStats
 from rlhf_ray.trainers.supervised import Stage
 from rlhf_ray.workers.reward_trainer import RewardTrainerWorker
@@ -45,8 +46,10 @@ class SFTStage(Stage[Demonstration]):
 
     name, job, role, worker_cls = "sft", "sft", "policy", SFTWorker
 
-    def init_path(self) -> str:
-        return self.section.init_path or resolve_model_paths(self.cfg).policy
+    def init_folder(self) -> ModelFolder:
+        if self.section.init_path is not None:
+            return ModelFolder(self.name, "sft.init_path", self.section.init_path)
+        return role_folder(self.cfg, model_folders(self.cfg).folders, "policy")
 
     def load_data(self, tokenizer) -> tuple[LoadedRows[Demonstration], LoadedRows[Demonstration] | None]:
         return _load_splits(self, tokenizer, load_demonstrations)
@@ -64,9 +67,9 @@ class RewardModelStage(Stage[PreferencePair]):
 
     name, job, role, worker_cls = "reward_model", "rm", "reward", RewardTrainerWorker
 
-    def init_path(self) -> str:
+    def init_folder(self) -> ModelFolder:
         if self.section.init_path is not None:
-            return self.section.init_path
+            return ModelFolder(self.name, "reward_model.init_path", self.section.init_path)
         sft_model = self.cfg.sft.checkpoint.export_dir
         if sft_model is None or not Path(sft_model).is_dir():
             raise FileNotFoundError(
@@ -74,7 +77,7 @@ class RewardModelStage(Stage[PreferencePair]):
                 f"sft.checkpoint.export_dir ({sft_model}), which does not exist: run `rlhf-ray sft` first "
                 "or set reward_model.init_path to a model folder"
             )
-        return sft_model
+        return ModelFolder(self.name, "sft.checkpoint.export_dir", sft_model)
 
     def load_data(self, tokenizer) -> tuple[LoadedRows[PreferencePair], LoadedRows[PreferencePair] | None]:
         return _load_splits(self, tokenizer, load_preferences)

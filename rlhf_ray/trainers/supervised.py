@@ -21,6 +21,7 @@ from rlhf_ray.distributed.cluster import connect
 from rlhf_ray.distributed.placement import release, reserve
 from rlhf_ray.distributed.role_group import RoleGroup, share_cores
 from rlhf_ray.models import load_tokenizer
+from rlhf_ray.models.checks import ModelFolder, check_model_folders
 from rlhf_ray.tracking import PhaseTimer, Tracker, default_run_name
 from rlhf_ray.trainers.checkpoint import Checkpointer
 from rlhf_ray.trainers.intervals import every
@@ -53,8 +54,8 @@ class Stage(Generic[Item]):
         self.cfg = cfg
         self.section: SupervisedStageConfig = getattr(cfg, self.name)
 
-    def init_path(self) -> str:
-        """The model folder training starts from."""
+    def init_folder(self) -> ModelFolder:
+        """The model folder training starts from, and the config field that chose it."""
         raise NotImplementedError
 
     def load_data(self, tokenizer) -> tuple[LoadedRows[Item], LoadedRows[Item] | None]:
@@ -75,14 +76,16 @@ class Stage(Generic[Item]):
 def run_stage(stage: Stage) -> StageResult:
     """Train as ``stage`` says, resuming from its checkpoints when ``checkpoint.resume`` finds one."""
     cfg, section = stage.cfg, stage.section
-    init_path = stage.init_path()
+    init = stage.init_folder()
+    check_model_folders([init], tokenizer=init)
+    init_path = init.path
     tokenizer = load_tokenizer(init_path, "right", role=stage.name)
     train_rows, eval_rows = stage.load_data(tokenizer)
     batch_size = section.train.global_batch_size
     sampler = PromptSampler(len(train_rows), batch_size, cfg.seed, True, f"{stage.name}.train.global_batch_size")
     total_steps = section.max_steps or section.epochs * sampler.batches_per_epoch
     eval_batch = stage.batch(eval_rows.items, tokenizer.pad_token_id) if eval_rows is not None else None
-    checkpoints = Checkpointer(section.checkpoint)
+    checkpoints = Checkpointer(section.checkpoint, f"{stage.name}.checkpoint")
     resume_from = checkpoints.resume_point()
 
     device = connect(cfg)

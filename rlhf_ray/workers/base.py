@@ -20,6 +20,7 @@ from rlhf_ray.config.plugins import require_plugins
 from rlhf_ray.config.schema import OptimizationConfig
 from rlhf_ray.data import SequenceBatch
 from rlhf_ray.distributed.dispatch import Dispatch, dispatch
+from rlhf_ray.distributed.failures import own_log_file
 from rlhf_ray.distributed.process_group import destroy_process_group, init_process_group, rendezvous_address
 from rlhf_ray.engines.deepspeed_engine import InferenceEngine, TrainingEngine
 from rlhf_ray.workers.training_loop import LossFn, LossUnits, train_on_batch
@@ -62,6 +63,9 @@ class RoleWorker:
     @dispatch(Dispatch.ALL)
     def node_id(self) -> str:
         return ray.get_runtime_context().get_node_id()
+
+    def log_file(self) -> str:
+        return own_log_file()
 
     def shutdown(self) -> None:
         destroy_process_group()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import ray
+from ray.exceptions import RayActorError
 
 from rlhf_ray.config import Config
 from rlhf_ray.config.device import DeviceProfile
 from rlhf_ray.config.placement_plan import plan_placement, rollout_units
 from rlhf_ray.config.plugins import import_object
 from rlhf_ray.config.schema.roles import ROLE_SPECS, RoleSpec
+from rlhf_ray.distributed.failures import RestartBudget, RoleFailure, get_all, identify
 from rlhf_ray.distributed.placement import RoleSlots, release, reserve
 from rlhf_ray.distributed.role_group import RoleGroup
 from rlhf_ray.models.paths import ModelPaths
@@ -44,16 +45,30 @@ class RoleGroups:
         """The groups a checkpoint saves: those of the trained roles."""
         return {name: group for name, group in self.groups.items() if ROLE_SPECS[name].trained}
 
-    def shutdown(self) -> None:
+    def failure(self, error: RayActorError, phase: str) -> RoleFailure | None:
+        """Which role rank or engine ``error`` says died, during the driver's ``phase``."""
+        processes = {key: p for group in self.groups.values() for key, p in group.processes.items()}
+        return identify(error, processes | self.rollout.processes, phase)
+
+    def shutdown(self, graceful: bool = True) -> None:
+        """End every actor (``graceful``: as ``RoleGroup.shutdown``) and release the placement; never
+        raises, whatever died before."""
         self.rollout.shutdown()
         for group in self.groups.values():
-            group.shutdown()
+            group.shutdown(graceful)
         release(self.slots)
 
 
-def start_role_groups(cfg: Config, device: DeviceProfile, paths: ModelPaths, iterations: int) -> RoleGroups:
+def start_role_groups(
+    cfg: Config,
+    device: DeviceProfile,
+    paths: ModelPaths,
+    iterations: int,
+    restart_budget: RestartBudget | None = None,
+) -> RoleGroups:
     """Reserve the placement (failing fast when it cannot fit), start the role actors and the rollout
-    engines, load the models. ``iterations`` PPO iterations size the learning-rate schedules."""
+    engines, load the models. ``iterations`` PPO iterations size the learning-rate schedules; the
+    engines restart within ``restart_budget`` (the run's; by default one of their own)."""
     roles = cfg.active_roles()
     units = [*plan_placement(cfg, device, roles), *rollout_units(cfg, device)]
     slots = reserve(units, cfg.resources.placement_timeout_s)
@@ -65,8 +80,9 @@ def start_role_groups(cfg: Config, device: DeviceProfile, paths: ModelPaths, ite
         for role, group in groups.items()
         for ref in group.setup(*setup_arguments(ROLE_SPECS[role], cfg, paths, iterations)).refs
     ]
-    rollout = RolloutGroup(cfg, device, slots.get("rollout"), paths.policy, groups["policy"])
-    ray.get(setups + rollout.ready())
+    rollout = RolloutGroup(cfg, device, slots.get("rollout"), paths.policy, groups["policy"], restart_budget)
+    get_all(setups + rollout.ready())
+    rollout.describe()
     return RoleGroups(groups=groups, rollout=rollout, slots=slots)
 
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import ray
+from ray.exceptions import RayActorError
 
 from rlhf_ray.config import Config
 from rlhf_ray.config.device import DeviceProfile
 from rlhf_ray.config.placement_plan import engines_per_node
 from rlhf_ray.data.samples import Sample
+from rlhf_ray.distributed.failures import ActorProcess, RestartBudget, actor_id, get_all
+from rlhf_ray.distributed.faults import process_env
 from rlhf_ray.distributed.placement import RoleSlots
 from rlhf_ray.distributed.role_group import RoleGroup, share_cores
 from rlhf_ray.distributed.weight_sync.strategies import create_weight_sync
@@ -19,6 +23,15 @@ from rlhf_ray.engines.rollout import SamplingSpec
 from rlhf_ray.workers.rollout_worker import RolloutWorker, StaleWeightsError
 
 CHUNKS_PER_ENGINE = 2
+log = logging.getLogger(__name__)
+
+
+class EngineLost(RuntimeError):
+    """A rollout engine died during a call (its actor is gone; ``restart_lost_engines`` replaces it)."""
+
+    def __init__(self, index: int):
+        super().__init__(f"rollout engine {index} died")
+        self.index = index
 
 
 class RolloutGroup:
@@ -27,7 +40,13 @@ class RolloutGroup:
     ``policy``'s actors, one per rank, and ``slots`` is None."""
 
     def __init__(
-        self, cfg: Config, device: DeviceProfile, slots: RoleSlots | None, model_path: str, policy: RoleGroup | None
+        self,
+        cfg: Config,
+        device: DeviceProfile,
+        slots: RoleSlots | None,
+        model_path: str,
+        policy: RoleGroup | None,
+        restart_budget: RestartBudget | None = None,
     ):
         self.cfg = cfg = device.resolved(cfg)
         self.version = 0
@@ -38,22 +57,38 @@ class RolloutGroup:
         self.weight_sync = create_weight_sync(cfg)
         self.in_process = self.weight_sync.engines_inside_policy
         self.policy = policy
+        self.restart_budget = restart_budget or RestartBudget(cfg.resources.max_restarts)
+        self.processes: dict[str, ActorProcess] = {}
+        """Each engine as the driver names it when it dies, by actor id (the policy's, when in-process)."""
         if self.in_process:
             self.engines = policy.actors
             policy.start_rollout_engine(model_path)
             return
-        actor_cls = ray.remote(RolloutWorker)
-        self.engines = [
-            actor_cls.options(
-                runtime_env={"env_vars": device.actor_env(cfg.resources)},
-                **slots.actor_options(index),
-            ).remote(cfg, index, device, model_path)
-            for index in range(slots.world_size)
-        ]
+        self.device, self.slots, self.model_path = device, slots, model_path
+        self.engines = [self._start_engine(index) for index in range(slots.world_size)]
+
+    def _start_engine(self, index: int) -> ray.actor.ActorHandle:
+        env = self.device.actor_env(self.cfg.resources) | process_env("rollout", index)
+        return (
+            ray.remote(RolloutWorker)
+            .options(runtime_env={"env_vars": env}, **self.slots.actor_options(index))
+            .remote(self.cfg, index, self.device, self.model_path)
+        )
 
     def ready(self) -> list[ray.ObjectRef]:
         """References that resolve once every engine has loaded its model (or fail with its error)."""
         return [engine.weights_version.remote() for engine in self.engines]
+
+    def describe(self) -> None:
+        """Learn each engine's node and log file (once they are ready)."""
+        if self.in_process:
+            return
+        nodes = get_all([engine.node_id.remote() for engine in self.engines])
+        logs = get_all([engine.log_file.remote() for engine in self.engines])
+        self.processes = {
+            actor_id(engine): ActorProcess("rollout", index, node, log)
+            for index, (engine, node, log) in enumerate(zip(self.engines, nodes, logs, strict=True))
+        }
 
     def generate(
         self, prompts: Sequence[Sequence[int]], sampling: SamplingSpec, policy_version: int
@@ -90,13 +125,44 @@ class RolloutGroup:
             start, engine_index = running.pop(done)
             try:
                 results[start] = ray.get(done)
-            except Exception:
+            except Exception as error:
                 for ref in running:
                     ray.cancel(ref)
+                if isinstance(error, RayActorError) and not self.in_process:
+                    raise EngineLost(engine_index) from error
                 raise
             if pending:
                 dispatch(engine_index)
         return [samples for start in sorted(results) for samples in results[start]]
+
+    def generate_recovering(
+        self, prompts: Sequence[Sequence[int]], sampling: SamplingSpec, policy_version: int
+    ) -> list[list[Sample]]:
+        """``generate``, restarting any engine that dies on the way and doing the call again. Only while
+        the policy holds ``policy_version`` (its weights are what a restarted engine receives)."""
+        while True:
+            try:
+                return self.generate(prompts, sampling, policy_version)
+            except EngineLost as lost:
+                if not self.restart_lost_engines(str(lost)):
+                    raise
+                self._sync(self.version)
+
+    def restart_lost_engines(self, failure: str) -> bool:
+        """Start a new engine in place of each dead one (it loads the policy's folder: sync it next);
+        whether any was dead. Each restart spends one of the run's recoveries."""
+        self.finish_generating()
+        dead = [index for index, engine in enumerate(self.engines) if not _answers(engine)]
+        for index in dead:
+            self.restart_budget.spend("engines", failure)
+            log.warning("%s; restarting it (restart %d of the run)", failure, self.restart_budget.engines)
+            ray.kill(self.engines[index])
+            self.engines[index] = self._start_engine(index)
+        if dead:
+            get_all(self.ready())
+            self.describe()
+            self.weight_sync.reset()
+        return bool(dead)
 
     def generate_ahead(self, prompts: Sequence[Sequence[int]], sampling: SamplingSpec) -> Future[list[list[Sample]]]:
         """``generate`` in the background with the weights the engines hold now (``self.version``), while
@@ -111,15 +177,24 @@ class RolloutGroup:
         wait(self._in_flight)
         self._in_flight.clear()
 
-    def sync_from(self, policy: RoleGroup, version: int) -> float:
+    def sync_from(self, version: int) -> float:
         """Push the policy's current weights, which are its ``version``, to every engine, as
         ``rollout.weight_sync`` says, once the generations in flight are done; returns the seconds the
         push took."""
         self.finish_generating()
         started = time.perf_counter()
-        self.weight_sync.sync(policy, self.engines, version)
-        self.version = version
+        try:
+            self._sync(version)
+        except Exception as error:
+            lost = f"a rollout engine died during the weight sync ({error})"
+            if self.in_process or not self.restart_lost_engines(lost):
+                raise
+            self._sync(version)
         return time.perf_counter() - started
+
+    def _sync(self, version: int) -> None:
+        self.weight_sync.sync(self.policy, self.engines, version)
+        self.version = version
 
     def shutdown(self) -> None:
         self._background.shutdown(wait=False, cancel_futures=True)
@@ -127,3 +202,11 @@ class RolloutGroup:
             return  # the policy's actors, which the policy group shuts down
         for engine in self.engines:
             ray.kill(engine)
+
+
+def _answers(engine: ray.actor.ActorHandle) -> bool:
+    try:
+        ray.get(engine.weights_version.remote())
+        return True
+    except RayActorError:
+        return False

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+import ray
 import torch
 
 from rlhf_ray.config import Config
 from rlhf_ray.config.device import DeviceProfile
 from rlhf_ray.config.placement_plan import engines_per_node
 from rlhf_ray.data.samples import Sample
+from rlhf_ray.distributed.failures import own_log_file
+from rlhf_ray.distributed.faults import fault_point
 from rlhf_ray.distributed.weight_sync.buckets import TensorSpec
 from rlhf_ray.engines.rollout import RolloutEngine, SamplingSpec, create_rollout_engine
 from rlhf_ray.workers.base import available_cores
@@ -32,6 +35,13 @@ class RolloutWorker:
     def weights_version(self) -> int:
         return self.version
 
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()
+
+    def log_file(self) -> str:
+        return own_log_file()
+
+    @fault_point
     def generate(
         self,
         prompts: Sequence[Sequence[int]],
@@ -53,11 +63,13 @@ class RolloutWorker:
     def join_weight_sync(self, master_addr: str, master_port: int, first_rank: int, world_size: int) -> None:
         self.engine.join_weight_sync(master_addr, master_port, first_rank, world_size, self.device.backend)
 
+    @fault_point
     def receive_weights(self, plan: list[list[TensorSpec]], version: int) -> None:
         """Take the buckets policy rank 0 broadcasts; afterwards this engine holds ``version``."""
         self.engine.receive_weights(plan)
         self.version = version
 
+    @fault_point
     def load_weights(self, state_dict: dict[str, torch.Tensor], version: int) -> None:
         """Take weights through the object store."""
         self.engine.load_weights(state_dict)

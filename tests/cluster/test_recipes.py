@@ -1,11 +1,16 @@
 """Every file in cluster/ parses, holds the fields its tool needs, runs rlhf_ray as cluster/README.md
-says, and agrees with the config it is written for; every shell script passes `bash -n` and shellcheck."""
+says, and agrees with the config it is written for; every shell script passes `bash -n` and shellcheck;
+the Slurm script passes a stop to the driver and requeues a resumable run, and the KubeRay job retries
+into the same checkpoints."""
 
 import json
 import shlex
 import shutil
+import signal
+import stat
 import subprocess
 import sys
+import time
 from importlib.metadata import version
 from pathlib import Path
 
@@ -14,7 +19,8 @@ import pytest
 import ray
 import yaml
 
-from rlhf_ray.config import load_config
+from rlhf_ray.config import EXIT_RESUMABLE, load_config
+from rlhf_ray.jobs.submission import relative_outputs
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "cluster"
@@ -65,7 +71,11 @@ def test_local_cluster_script_starts_a_head_on_loopback():
     assert 'export PATH="$ROOT/.venv/bin:$PATH"' in text
 
 
-def test_slurm_script_allocates_the_recipe_and_submits_from_the_head():
+def test_the_recipe_writes_its_outputs_to_shared_storage():
+    assert relative_outputs(RECIPE) == {}  # so `rlhf-ray submit` sends it as cluster/README.md shows
+
+
+def test_slurm_script_allocates_the_recipe_runs_the_driver_on_the_head_and_may_be_requeued():
     text = (CLUSTER / "slurm.sbatch").read_text()
     directives = dict(
         line.removeprefix("#SBATCH ").partition("=")[::2] for line in text.splitlines() if line.startswith("#SBATCH ")
@@ -73,9 +83,62 @@ def test_slurm_script_allocates_the_recipe_and_submits_from_the_head():
     assert int(directives["--nodes"]) == RECIPE.resources.num_nodes
     assert int(directives["--gpus-per-node"]) == RECIPE.resources.gpus_per_node
     assert directives["--ntasks-per-node"] == "1" and "--exclusive" in directives
+    # SIGTERM to the batch script alone, ten minutes before the time limit; requeueable, one log file.
+    assert directives["--signal"] == "B:TERM@600"
+    assert "--requeue" in directives and directives["--open-mode"] == "append"
     assert "ray start --head" in text and "--dashboard-host=127.0.0.1" in text
     assert 'ray start --address="$head_address"' in text
-    assert 'exec rlhf-ray submit "$config" "$@" --address http://127.0.0.1:8265 --follow' in text
+    assert 'rlhf-ray train "$config" "$@" resources.ray_address="$head_address" &' in text
+    assert f"EXIT_RESUMABLE={EXIT_RESUMABLE} " in text
+
+
+def stand_in(path: Path, body: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/usr/bin/env bash\n{body}\n")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+
+def start_slurm_job(submit_dir: Path, driver: str) -> subprocess.Popen:
+    """cluster/slurm.sbatch as Slurm starts it, in ``submit_dir``: Slurm's commands, the Ray nodes and the
+    driver (``driver``: the body of `rlhf-ray`, run in ``submit_dir``) are stand-ins that log to ``events``."""
+    stand_in(submit_dir / "launch/env.sh", 'ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"')
+    stand_in(submit_dir / ".venv/bin/python", "echo 1")  # the Ray nodes alive
+    stand_in(submit_dir / ".venv/bin/rlhf-ray", f'echo "$@" > driver_args\n{driver}')
+    bin_dir = submit_dir / "slurm_bin"
+    stand_in(bin_dir / "srun", "exit 0")
+    stand_in(bin_dir / "hostname", "echo 127.0.0.1")
+    stand_in(bin_dir / "scontrol", 'case "$1" in show) echo node0 ;; requeue) echo "requeue $2" >> events ;; esac')
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "SLURM_SUBMIT_DIR": str(submit_dir),
+        "SLURM_JOB_ID": "42",
+        "SLURM_JOB_NODELIST": "node0",
+        "SLURM_CPUS_PER_TASK": "8",
+        "SLURM_GPUS_PER_NODE": "8",
+    }
+    command = ["bash", CLUSTER / "slurm.sbatch", "configs/recipe.yaml", "train.max_steps=5"]
+    return subprocess.Popen(command, cwd=submit_dir, env=env)
+
+
+def test_slurm_script_passes_sigterm_to_the_driver_and_requeues_the_resumable_run(tmp_path):
+    # The stand-in driver stops as rlhf-ray does: at SIGTERM it exits resumable.
+    stops_resumably = f'trap "echo driver: TERM >> events; exit {EXIT_RESUMABLE}" TERM'
+    job = start_slurm_job(tmp_path, f"{stops_resumably}\ntouch started\nwhile true; do sleep 0.1; done")
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "started").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # the script sets its trap just after starting the driver
+    job.send_signal(signal.SIGTERM)  # what --signal=B:TERM sends
+    assert job.wait(timeout=30) == EXIT_RESUMABLE
+    assert (tmp_path / "events").read_text().splitlines() == ["driver: TERM", "requeue 42"]
+    assert (tmp_path / "driver_args").read_text().split() == [
+        "train", "configs/recipe.yaml", "train.max_steps=5", "resources.ray_address=127.0.0.1:6379",
+    ]  # fmt: skip
+
+
+def test_slurm_script_ends_with_a_failed_run_without_requeueing_it(tmp_path):
+    assert start_slurm_job(tmp_path, "exit 3").wait(timeout=30) == 3
+    assert not (tmp_path / "events").exists()
 
 
 def test_cluster_launcher_config_is_valid_and_holds_the_recipe():
@@ -131,12 +194,23 @@ def test_kuberay_cluster_has_token_auth_and_the_recipe_gpus():
     assert {"/data", "/checkpoints"} <= mounts  # where the recipe reads models and writes checkpoints
 
 
-def test_kuberay_job_runs_rlhf_ray_train_on_the_same_cluster():
+def test_kuberay_job_runs_rlhf_ray_train_on_the_same_cluster_and_retries_into_the_same_checkpoints():
     job = kuberay("rayjob.yaml")
     assert (job["apiVersion"], job["kind"]) == ("ray.io/v1", "RayJob")
     assert job["spec"]["rayClusterSpec"] == kuberay("raycluster.yaml")["spec"]
     assert job["spec"]["shutdownAfterJobFinishes"] is True
+    assert job["spec"]["backoffLimit"] >= 1  # a failed run is retried on a new cluster
     program, command, config, *overrides = shlex.split(job["spec"]["entrypoint"])
     assert (program, command) == ("rlhf-ray", "train")
     # The image holds the repository's configs in /app (cluster/Dockerfile); the config validates.
-    load_config(ROOT / Path(config).relative_to("/app"), overrides)
+    cfg = load_config(ROOT / Path(config).relative_to("/app"), overrides)
+    # Every retry writes to the checkpoints volume, and resumes from what an earlier try left there.
+    for folder in (cfg.checkpoint.dir, cfg.checkpoint.export_dir, cfg.logging.dir):
+        assert Path(folder).is_relative_to("/checkpoints")
+    assert cfg.checkpoint.resume == "auto"
+
+
+def test_kuberay_head_gives_a_stopped_driver_time_to_checkpoint():
+    [head] = kuberay("raycluster.yaml")["spec"]["headGroupSpec"]["template"]["spec"]["containers"]
+    env = {variable["name"]: variable.get("value") for variable in head["env"]}
+    assert int(env["RAY_JOB_STOP_WAIT_TIME_S"]) >= 300

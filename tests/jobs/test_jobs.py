@@ -27,6 +27,9 @@ SHORT_DEMO = [
     "train.policy.global_batch_size=16",
     "train.critic.global_batch_size=16",
     "checkpoint.export_dir=null",
+    # The demo's relative output folders land in the job's copy of the working directory, which the
+    # first test looks into.
+    "--allow-relative-outputs",
 ]
 SECRET = secrets.token_hex(20)  # looks like a W&B key
 HEAD_START_S = 120

@@ -2,14 +2,15 @@
 
 import json
 import shlex
-import socket
+import time
 from pathlib import Path
 
 import pytest
 
 from rlhf_ray.cli import main
+from rlhf_ray.config import load_config
 from rlhf_ray.jobs.sealed_env import SEALED_ENV_VAR, SealError, seal, unseal
-from rlhf_ray.jobs.submission import SubmitError, job_spec
+from rlhf_ray.jobs.submission import SubmitError, job_spec, relative_outputs
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "configs" / "cpu_demo.yaml"
@@ -62,14 +63,6 @@ def test_forwarding_needs_the_variable_and_token_authentication():
         spec(forward=["WANDB_API_KEY"], environ={"WANDB_API_KEY": SECRET})
 
 
-@pytest.fixture
-def closed_port():
-    """A loopback port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_an_invalid_config_is_reported_before_contacting_the_cluster(tmp_path, closed_port, capsys):
     broken = tmp_path / "broken.yaml"
     broken.write_text(DEMO.read_text().replace("temperature: 1.0", "temperature: hot"))
@@ -79,10 +72,57 @@ def test_an_invalid_config_is_reported_before_contacting_the_cluster(tmp_path, c
     assert "cannot reach" not in err
 
 
-def test_an_unreachable_job_server_is_named(closed_port, capsys):
+def test_an_unreachable_job_server_is_named_in_seconds(closed_port, capsys):
     address = f"http://127.0.0.1:{closed_port}"
+    start = time.monotonic()
     assert main(["jobs", "list", "--address", address]) == 1
+    assert time.monotonic() - start < 5
     assert f"cannot reach the Ray job server at {address} (Connection refused)" in capsys.readouterr().err
+
+
+SHARED_OUTPUTS = [
+    "checkpoint.dir=/shared/cpu_demo/checkpoints",
+    "checkpoint.export_dir=/shared/cpu_demo/policy",
+    "logging.dir=/shared/cpu_demo/logs",
+]
+
+
+def test_relative_output_folders_are_refused_before_anything_is_sent(closed_port, capsys):
+    address = ["--address", f"http://127.0.0.1:{closed_port}"]
+    assert main(["submit", str(DEMO), *address]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "rlhf-ray submit: checkpoint.dir=outputs/cpu_demo/checkpoints, checkpoint.export_dir=outputs/cpu_demo/policy, "
+        "logging.dir=outputs/cpu_demo/logs would be written into the job's temporary copy of the working directory "
+        "on the cluster and lost with it, and a resubmitted job could not count on resuming from its checkpoints: "
+        "give absolute folders on storage every node shares (e.g. the override "
+        "checkpoint.dir=/shared/cpu_demo/checkpoints), or pass --allow-relative-outputs to submit anyway"
+    )
+    assert "cannot reach" not in err
+    # Allowed, with a warning; then the submission goes on (to a server that is not there).
+    assert main(["submit", str(DEMO), "train.max_steps=2", "--allow-relative-outputs", *address]) == 1
+    warning, unreachable = capsys.readouterr().err.splitlines()
+    assert warning == (
+        "rlhf-ray submit: warning: checkpoint.dir=outputs/cpu_demo/checkpoints, checkpoint.export_dir="
+        "outputs/cpu_demo/policy, logging.dir=outputs/cpu_demo/logs would be written into the job's temporary copy "
+        "of the working directory on the cluster, and may be deleted with it"
+    )
+    assert unreachable.startswith("error: cannot reach the Ray job server")
+
+
+def test_absolute_output_folders_pass_the_check_overrides_included(closed_port, capsys):
+    # The overrides are part of the config checked (and of the job): with absolute folders and the default
+    # checkpoint.resume=auto, the same submission again resumes from the newest checkpoint there.
+    cfg = load_config(DEMO, [*SHARED_OUTPUTS, "checkpoint.resume=auto"])
+    assert relative_outputs(cfg) == {}
+    assert relative_outputs(load_config(DEMO, ["logging.tensorboard_dir=tb"])) == {
+        "checkpoint.dir": "outputs/cpu_demo/checkpoints",
+        "checkpoint.export_dir": "outputs/cpu_demo/policy",
+        "logging.dir": "outputs/cpu_demo/logs",
+        "logging.tensorboard_dir": "tb",
+    }
+    assert main(["submit", str(DEMO), *SHARED_OUTPUTS, "--address", f"http://127.0.0.1:{closed_port}"]) == 1
+    assert capsys.readouterr().err.startswith("error: cannot reach the Ray job server")
 
 
 def test_the_address_must_be_given_and_be_the_job_server_url(monkeypatch, capsys):

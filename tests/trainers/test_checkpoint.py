@@ -1,12 +1,15 @@
-"""Checkpoints: atomic, pruned, and resumed from the newest complete one."""
+"""Checkpoints: atomic, pruned, and resumed from the newest complete one; a folder that cannot be written
+fails before anything starts, and a save that fails (a full disk) leaves the previous checkpoints."""
 
+import errno
 import logging
+import os
 from pathlib import Path
 
 import pytest
 
 from rlhf_ray.config.schema import CheckpointConfig
-from rlhf_ray.trainers.checkpoint import Checkpointer
+from rlhf_ray.trainers.checkpoint import Checkpointer, CheckpointWriteError
 
 
 class FakeGroup:
@@ -29,6 +32,14 @@ class FakeGroup:
 
     def result(self) -> None:
         """What a group call's result() waits for: here the call is already done."""
+
+
+class FullDiskGroup(FakeGroup):
+    """A group whose ranks run out of disk space halfway through writing their state."""
+
+    def save(self, directory: str) -> "FullDiskGroup":
+        super().save(directory)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 def roles(critic=True, fail_on_save=False):
@@ -79,3 +90,29 @@ def test_resume_modes(tmp_path):
     missing = Checkpointer(CheckpointConfig(dir=str(tmp_path), resume=str(tmp_path / "step_9")))
     with pytest.raises(FileNotFoundError, match="step_9 is not a complete checkpoint"):
         missing.resume_point()
+
+
+def test_a_folder_that_cannot_be_written_fails_at_once_naming_it(tmp_path):
+    # Tests run as root, whom permission bits do not stop: a regular file in the path does.
+    (tmp_path / "a_file").write_text("")
+    folder = tmp_path / "a_file" / "checkpoints"
+    with pytest.raises(CheckpointWriteError) as error:
+        Checkpointer(CheckpointConfig(dir=str(folder)), "sft.checkpoint")
+    assert str(error.value).startswith(f"sft.checkpoint.dir: cannot write checkpoints to {folder}: Not a directory")
+    writable = Checkpointer(CheckpointConfig(dir=str(tmp_path / "new" / "checkpoints")))
+    assert writable.dir.is_dir() and list(writable.dir.iterdir()) == []  # created, and the probe removed
+
+
+def test_a_full_disk_fails_the_save_naming_folder_and_step_and_keeps_the_previous_checkpoint(tmp_path):
+    checkpoints = Checkpointer(CheckpointConfig(dir=str(tmp_path), keep_last=1))
+    checkpoints.save(1, state(1), roles())
+    with pytest.raises(CheckpointWriteError) as error:
+        checkpoints.save(2, state(2), {"policy": FakeGroup(), "critic": FullDiskGroup()})
+    assert str(error.value) == (
+        f"checkpoint.dir: the checkpoint of step 2 could not be written to {tmp_path / 'step_2.partial'}: No space "
+        f"left on device; its partial folder was removed and the complete checkpoints are untouched (newest: "
+        f"{tmp_path / 'step_1'})"
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["step_1"]
+    assert checkpoints.resume_point() == tmp_path / "step_1"
+    assert checkpoints.load(tmp_path / "step_1", roles()) == state(1)

@@ -96,7 +96,7 @@ class Setup:
         )
         self.policy.update(batch, kl_coef=0.0).result()
         self.version += 1
-        return self.rollout.sync_from(self.policy, self.version)
+        return self.rollout.sync_from(self.version)
 
     def shutdown(self):
         self.rollout.shutdown()

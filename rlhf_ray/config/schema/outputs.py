@@ -56,5 +56,9 @@ class CheckpointConfig(Section):
     """How many complete checkpoints to keep."""
     resume: str = "auto"
     """``auto``: continue from the newest complete checkpoint; ``never``; or a checkpoint folder."""
+    stop_deadline_s: Annotated[float, Field(gt=0.0)] = 60.0
+    """After SIGTERM or SIGINT (preemption, Ctrl-C) the run checkpoints at the end of the current step
+    and exits resumable; a step not done within this many seconds is abandoned and the last complete
+    checkpoint is the one to resume from."""
     export_dir: str | None = "outputs/policy"
     """Export the final policy as a plain HF folder here; None skips it."""

@@ -106,6 +106,10 @@ class ClusterSection(Section):
     all); a number fixes every actor's threads."""
     placement_timeout_s: Annotated[float, Field(gt=0.0)] = 120.0
     """How long to wait for the cluster to grant the placement before failing."""
+    max_restarts: Annotated[int, Field(ge=0)] = 3
+    """Recoveries a run may make: each time a role rank dies the driver starts the roles again from the
+    newest complete checkpoint, and each time a rollout engine dies it restarts that engine; one more
+    failure than this ends the run. 0: the first failure does."""
     env_vars: dict[str, str] = Field(default_factory=dict)
     """Environment variables of every role actor and rollout engine, e.g. ``NCCL_DEBUG: INFO`` or
     ``RAY_DEBUG: legacy``. They are part of the logged config: never put a secret here."""

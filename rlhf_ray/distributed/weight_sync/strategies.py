@@ -28,6 +28,9 @@ class WeightSync(ABC):
         if held != [version] * len(engines):
             raise RuntimeError(f"weight sync to version {version} failed: the engines hold versions {held}")
 
+    def reset(self) -> None:  # noqa: B027  (most strategies keep nothing between syncs)
+        """Forget what the engines were set up with (after one is replaced): the next sync starts over."""
+
     @abstractmethod
     def transfer(self, policy: RoleGroup, engines: Sequence[ray.actor.ActorHandle], version: int) -> None:
         """Move the weights; each engine then holds ``version``."""
@@ -39,7 +42,10 @@ class BroadcastSync(WeightSync):
 
     def __init__(self, cfg: Config):
         super().__init__(cfg)
-        self.plan: list[list[TensorSpec]] | None = None  # set when the sync group forms, fixed for the run
+        self.plan: list[list[TensorSpec]] | None = None  # set when the sync group forms
+
+    def reset(self) -> None:
+        self.plan = None  # the next sync forms a new group with the engines there are now
 
     def transfer(self, policy: RoleGroup, engines: Sequence[ray.actor.ActorHandle], version: int) -> None:
         if self.plan is None:
