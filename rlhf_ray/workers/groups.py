@@ -81,9 +81,17 @@ def start_role_groups(
         for ref in group.setup(*setup_arguments(ROLE_SPECS[role], cfg, paths, iterations)).refs
     ]
     rollout = RolloutGroup(cfg, device, slots.get("rollout"), paths.policy, groups["policy"], restart_budget)
-    get_all(setups + rollout.ready())
+    roles = RoleGroups(groups=groups, rollout=rollout, slots=slots)
+    try:
+        get_all(setups + rollout.ready())
+    except RayActorError as error:
+        roles.shutdown(graceful=False)
+        failure = roles.failure(error, "start-up")
+        if failure is None:
+            raise
+        raise failure from error
     rollout.describe()
-    return RoleGroups(groups=groups, rollout=rollout, slots=slots)
+    return roles
 
 
 def setup_arguments(role: RoleSpec, cfg: Config, paths: ModelPaths, iterations: int) -> tuple:

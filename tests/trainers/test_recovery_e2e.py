@@ -78,11 +78,11 @@ def test_past_max_restarts_the_run_fails_with_one_error_naming_the_rank(tmp_path
         capture_output=True,
         text=True,
         timeout=900,
-        env=with_faults(tmp_path, "critic:0:update:1"),
+        env=with_faults(tmp_path, "critic:0:setup:1"),  # as it loads its model: the quickest failure to reach
     )
     assert result.returncode == 1, result.stderr[-3000:]
     [line] = [line for line in result.stderr.splitlines() if line.startswith("run failed:")]
-    assert "critic rank 0 on node" in line and "died during update" in line and "(its log: " in line
+    assert "critic rank 0 on node" in line and "died during start-up" in line and "(its log: " in line
     assert "resources.max_restarts = 0" in line
     assert "Traceback" not in result.stderr  # shutting down after the failure raised nothing more
 
