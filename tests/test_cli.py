@@ -5,7 +5,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
 from rlhf_ray.cli import EXIT_CONFIG_ERROR, main
@@ -31,6 +30,20 @@ def test_validate_lists_every_problem_and_exits_2(tmp_path, capsys):
     line = next(i for i, text in enumerate(broken.read_text().splitlines(), 1) if "temperature: hot" in text)
     assert f"{broken}:{line}: rollout.temperature: Input should be a valid number" in err
     assert "override 'rollout.top_p=0': rollout.top_p: Input should be greater than 0" in err
+
+
+def test_validate_names_a_reward_function_parameter_it_cannot_fill_in_seconds(capsys):
+    functions = (
+        "reward.functions=[{function: rlhf_ray.rewards.demo:concise},"
+        " {function: tests.support.reward_functions:needs_a_rubric, weight: 0.5}]"
+    )
+    start = time.monotonic()
+    assert main(["validate", str(DEMO), "reward.function=null", functions]) == EXIT_CONFIG_ERROR
+    assert time.monotonic() - start < 5
+    assert (
+        "reward.functions.1.function: tests.support.reward_functions:needs_a_rubric: parameter 'rubric' cannot be "
+        "filled: it is none of prompts, responses, completions, labels, nor a column of the prompt rows"
+    ) in capsys.readouterr().err
 
 
 def test_console_script_is_installed():

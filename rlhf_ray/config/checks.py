@@ -11,7 +11,8 @@ import importlib
 from rlhf_ray.config.algorithm_checks import check_algorithm, check_registered_names
 from rlhf_ray.config.issues import ConfigIssue
 from rlhf_ray.config.resource_checks import check_colocation, check_resources_fit
-from rlhf_ray.config.schema import Config
+from rlhf_ray.config.reward_arguments import prompt_columns, unfillable_parameters
+from rlhf_ray.config.schema import Config, RewardFunctionConfig
 
 __all__ = ["ConfigIssue", "check_config", "check_stage"]
 
@@ -64,28 +65,65 @@ def _check_models(cfg: Config) -> list[ConfigIssue]:
 
 
 def _check_reward(cfg: Config) -> list[ConfigIssue]:
-    function = cfg.reward.function
-    issues = _check_function("reward.gold_function", cfg.reward.gold_function)
-    if cfg.labeller is not None:
-        issues += _check_function("labeller.gold_function", cfg.labeller.gold_function)
-    if cfg.reward.source == "model":
-        if function is not None:
-            issues.append(
-                ConfigIssue("reward.function", "is set but reward.source is 'model': set source to 'function'")
-            )
-        return issues
-    if cfg.reward.normalize:
+    reward = cfg.reward
+    columns = prompt_columns(cfg.data)
+    issues = _check_function("reward.gold_function", reward.gold_function, columns)
+    if cfg.labeller is not None:  # judges the synthetic prompts, which have no other column
+        issues += _check_function("labeller.gold_function", cfg.labeller.gold_function, columns=set())
+    named = [name for name, value in (("function", reward.function), ("functions", reward.functions)) if value]
+    if reward.source == "model":
+        return issues + [
+            ConfigIssue(f"reward.{name}", "is set but reward.source is 'model': set source to 'function'")
+            for name in named
+        ]
+    if reward.normalize:
         issues.append(ConfigIssue("reward.normalize", "applies to a reward model; reward.source is 'function'"))
-    if function is None:
+    if not named:
         return [
             *issues,
-            ConfigIssue("reward.function", "is required when reward.source is 'function' ('module:function')"),
+            ConfigIssue(
+                "reward.function",
+                "is required when reward.source is 'function' ('module:function'; or reward.functions, with weights)",
+            ),
         ]
-    return issues + _check_function("reward.function", function)
+    if len(named) == 2:
+        return [
+            *issues,
+            ConfigIssue(
+                "reward.functions",
+                "and reward.function are both set: list every function under reward.functions "
+                "(reward.function is the shorthand for one)",
+            ),
+        ]
+    return issues + _check_reward_functions(reward.function, reward.functions, columns)
 
 
-def _check_function(path: str, spec: str | None) -> list[ConfigIssue]:
-    """A ``module:function`` that imports (None: nothing to check)."""
+def _check_reward_functions(
+    function: str | None, functions: list[RewardFunctionConfig], columns: set[str] | None
+) -> list[ConfigIssue]:
+    """The function, or each of the functions, imports and can be called; their metric names differ."""
+    if function is not None:
+        return _check_function("reward.function", function, columns)
+    issues = []
+    first_named: dict[str, int] = {}
+    for index, entry in enumerate(functions):
+        issues += _check_function(f"reward.functions.{index}.function", entry.function, columns)
+        name = entry.metric_name
+        if name in first_named:
+            issues.append(
+                ConfigIssue(
+                    f"reward.functions.{index}.name",
+                    f"{name!r} is also the name of reward.functions.{first_named[name]}: set a name of its own "
+                    "(each is logged as rollout/reward/<name>)",
+                )
+            )
+        first_named.setdefault(name, index)
+    return issues
+
+
+def _check_function(path: str, spec: str | None, columns: set[str] | None) -> list[ConfigIssue]:
+    """A ``module:function`` that imports and whose every required parameter a reward call fills, given
+    the prompt rows' other ``columns`` (None: not known yet). None: nothing to check."""
     if spec is None:
         return []
     module_name, sep, attr = spec.partition(":")
@@ -95,9 +133,10 @@ def _check_function(path: str, spec: str | None) -> list[ConfigIssue]:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         return [ConfigIssue(path, f"cannot import module {module_name!r}: {exc}")]
-    if not callable(getattr(module, attr, None)):
+    function = getattr(module, attr, None)
+    if not callable(function):
         return [ConfigIssue(path, f"module {module_name!r} has no function {attr!r}")]
-    return []
+    return [ConfigIssue(path, f"{spec}: {problem}") for problem in unfillable_parameters(function, columns)]
 
 
 def _check_engines(cfg: Config) -> list[ConfigIssue]:

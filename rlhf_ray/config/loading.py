@@ -71,14 +71,20 @@ def load_config(path: str | Path, overrides: Sequence[str] = (), stages: Sequenc
 def validate_config(raw: dict[str, Any], locations: dict[str, str] | None = None, stages: Sequence[str] = ()) -> Config:
     """Validate a plain dict: the schema first, then the cross-field checks (and those of ``stages``)."""
     locations = locations or {}
-    try:
-        cfg = Config.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError([_problem_from_pydantic(err, locations) for err in exc.errors()]) from None
+    cfg = validate_schema(raw, locations)
     issues = check_config(cfg) + [issue for stage in stages for issue in check_stage(cfg, stage)]
     if issues:
         raise ConfigError([ConfigProblem(i.path, i.message, _where(i.path, locations)) for i in issues])
     return cfg
+
+
+def validate_schema(raw: dict[str, Any], locations: dict[str, str] | None = None) -> Config:
+    """Validate a plain dict against the schema alone, without the cross-field checks of a training run
+    (for commands that only sample from a model)."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError([_problem_from_pydantic(err, locations or {}) for err in exc.errors()]) from None
 
 
 def dump_config(cfg: Config) -> str:

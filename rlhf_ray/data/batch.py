@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import torch
 
@@ -22,6 +23,8 @@ PER_TOKEN_FIELDS = (
     "returns",
     "is_weights",
 )
+PER_SAMPLE_LISTS = ("texts", "columns")
+"""Fields holding, under each name, a list with one value per sample."""
 
 
 @dataclass
@@ -50,6 +53,8 @@ class SequenceBatch:
     """[B] one reward per sequence."""
     texts: dict[str, list[str]] = field(default_factory=dict)
     """Decoded text per sample (``prompt``, ``response``, ``label``) for reward functions and tables."""
+    columns: dict[str, list[Any]] = field(default_factory=dict)
+    """The prompt rows' other columns, one value per sample, passed to reward functions by name."""
 
     def __post_init__(self):
         batch_size, total = self.sequences.shape
@@ -65,9 +70,10 @@ class SequenceBatch:
                 raise ValueError(f"{name} is {tuple(value.shape)}, response_mask {tuple(self.response_mask.shape)}")
         if self.scores is not None and self.scores.shape != (batch_size,):
             raise ValueError(f"scores is {tuple(self.scores.shape)}, expected ({batch_size},)")
-        for name, texts in self.texts.items():
-            if len(texts) != batch_size:
-                raise ValueError(f"texts[{name!r}] has {len(texts)} entries for {batch_size} sequences")
+        for kind in PER_SAMPLE_LISTS:
+            for name, values in getattr(self, kind).items():
+                if len(values) != batch_size:
+                    raise ValueError(f"{kind}[{name!r}] has {len(values)} entries for {batch_size} sequences")
 
     def __len__(self) -> int:
         return self.sequences.shape[0]
@@ -83,8 +89,12 @@ class SequenceBatch:
         """The rows at ``index`` (a list or 1-D tensor of row numbers), in that order."""
         index = torch.as_tensor(index, dtype=torch.long)
         tensors = {name: value[index] for name, value in self._tensor_fields().items()}
-        texts = {name: [values[i] for i in index.tolist()] for name, values in self.texts.items()}
-        return replace(self, **tensors, texts=texts)
+        rows = index.tolist()
+        lists = {
+            kind: {name: [values[i] for i in rows] for name, values in getattr(self, kind).items()}
+            for kind in PER_SAMPLE_LISTS
+        }
+        return replace(self, **tensors, **lists)
 
     def chunks(self, sizes: Sequence[int]) -> list[SequenceBatch]:
         """Consecutive pieces of the given sizes (which sum to the batch size)."""
@@ -112,8 +122,11 @@ class SequenceBatch:
             if any(p is None for p in parts):
                 raise ValueError(f"field {name!r} is set in some batches and not in others")
             tensors[name] = torch.cat(parts)
-        texts = {name: [t for b in batches for t in b.texts[name]] for name in first.texts}
-        return replace(first, **tensors, texts=texts)
+        lists = {
+            kind: {name: [v for b in batches for v in getattr(b, kind)[name]] for name in getattr(first, kind)}
+            for kind in PER_SAMPLE_LISTS
+        }
+        return replace(first, **tensors, **lists)
 
 
 def pack_sequences(

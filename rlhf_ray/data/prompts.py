@@ -1,7 +1,8 @@
 """Prompt sets for PPO: read, validated and tokenised once, before any actor starts.
 
 A row is a mapping with the prompt under ``data.prompt_key`` (a string, or chat messages when
-``data.apply_chat_template``) and optionally a label under ``data.label_key``. A bad row (unreadable,
+``data.apply_chat_template``) and optionally a label under ``data.label_key``; its other columns are
+kept with the prompt and passed to reward functions by name. A bad row (unreadable,
 missing key, empty, too long after tokenisation) fails loading with its file and line in strict mode,
 or is skipped and counted in lenient mode: it never surfaces mid-training.
 """
@@ -9,7 +10,7 @@ or is skipped and counted in lenient mode: it never surfaces mid-training.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from transformers import PreTrainedTokenizerBase
@@ -35,6 +36,8 @@ class Prompt:
     token_ids: list[int]
     text: str
     label: str | None
+    columns: dict[str, Any] = field(default_factory=dict)
+    """The row's other columns (all but the prompt and the label)."""
 
 
 PromptSet = LoadedRows[Prompt]
@@ -59,4 +62,5 @@ def _prompt(row: dict, data: DataConfig, tokenizer: PreTrainedTokenizerBase) -> 
     if len(ids) > data.max_prompt_length:
         raise DataError(f"too long: {len(ids)} tokens, data.max_prompt_length is {data.max_prompt_length}")
     label = None if data.label_key is None else str(require(row, data.label_key, "label"))
-    return Prompt(ids, text, label)
+    columns = {key: value for key, value in row.items() if key not in (data.prompt_key, data.label_key)}
+    return Prompt(ids, text, label, columns)

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from rlhf_ray.config.schema import LabellerConfig
 from rlhf_ray.data.synthetic import SUBJECTS, synthetic_prompts
-from rlhf_ray.rewards.functions import import_reward_function
+from rlhf_ray.rewards.functions import call_reward_function, import_reward_function, reward_arguments
 from rlhf_ray.rewards.gold import CHEERFUL_WORDS, GLOOMY_WORDS
 
 EVAL_DEMONSTRATIONS = 64
@@ -54,7 +54,7 @@ def simulate_labels(labeller: LabellerConfig, seed: int) -> LabelFiles:
     marker = folder / MARKER
     if marker.is_file() and json.loads(marker.read_text()) == settings:
         return files
-    gold = import_reward_function(labeller.gold_function)
+    gold = _judge(labeller.gold_function)
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     marker.unlink(missing_ok=True)
@@ -79,10 +79,21 @@ def _demonstration(rng: random.Random, prompt: str) -> dict[str, str]:
     return {"prompt": prompt, "response": _answer(rng, prompt)}
 
 
-def _pair(rng: random.Random, prompt: str, gold: Callable[..., Sequence[float]], noise: float) -> dict:
+def _judge(spec: str) -> Callable[[str, list[str]], list[float]]:
+    """The gold rewards of responses to a prompt, by the function ``spec`` (called as a reward function is)."""
+    function = import_reward_function(spec)
+
+    def judge(prompt: str, responses: list[str]) -> list[float]:
+        arguments = reward_arguments({"prompt": [prompt] * len(responses), "response": responses}, {})
+        return call_reward_function(function, spec, arguments, len(responses)).tolist()
+
+    return judge
+
+
+def _pair(rng: random.Random, prompt: str, gold: Callable[[str, list[str]], list[float]], noise: float) -> dict:
     while True:
         first, second = _answer(rng, prompt), _answer(rng, prompt)
-        first_gold, second_gold = gold([prompt, prompt], [first, second], [None, None])
+        first_gold, second_gold = gold(prompt, [first, second])
         if first_gold != second_gold:
             break
     chosen, rejected = (first, second) if first_gold > second_gold else (second, first)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from urllib.parse import urlsplit
@@ -32,13 +33,20 @@ def connect(cfg: Config) -> DeviceProfile:
         address = cfg.resources.ray_address or os.environ.get("RAY_ADDRESS")
         if address and address != "local":
             _check_reachable(address, "resources.ray_address" if cfg.resources.ray_address else "RAY_ADDRESS")
-            ray.init(address=address)
+            ray.init(address=address, **_console_options(cfg))
         else:
             local = resolve_device(cfg.resources.device, torch.cuda.device_count())
             units = [*plan_placement(cfg, local, cfg.active_roles()), *rollout_units(cfg, local)]
             num_cpus = cfg.resources.num_cpus or cpus_needed(units)
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False)
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **_console_options(cfg))
     return resolve_device(cfg.resources.device, ray.cluster_resources().get("GPU", 0))
+
+
+def _console_options(cfg: Config) -> dict:
+    """Ray's own lines and the actors' output (model loading bars, library notices) reach the console only
+    with ``logging.verbose``; otherwise they stay in the actors' log files, which a failure names."""
+    verbose = cfg.logging.verbose
+    return {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.WARNING}
 
 
 def _check_reachable(address: str, source: str) -> None:

@@ -73,6 +73,9 @@ class HFEngine:
         ]
         return [samples[i : i + sampling.n] for i in range(0, len(samples), sampling.n)]
 
+    def kv_capacity(self) -> None:
+        return None  # its cache grows with the batch
+
     def join_weight_sync(self, master_addr: str, master_port: int, first_rank: int, world_size: int, backend: str):
         self.sync_group = SyncGroup(master_addr, master_port, first_rank, world_size, backend)
 

@@ -51,11 +51,46 @@ class SamplingSpec:
         )
 
 
+@dataclass(frozen=True)
+class KVCapacity:
+    """What a vLLM engine holds at once: KV-cache blocks of ``block_size`` tokens, and sequences."""
+
+    block_size: int
+    num_blocks: int
+    max_num_seqs: int
+
+
+def kv_cache_shortfall(prompts: Sequence[Sequence[int]], sampling: SamplingSpec, capacity: KVCapacity) -> str | None:
+    """Why a call's sequences cannot all run at once in a vLLM engine of ``capacity``, or None when they can
+    (checked by the driver before it sends the call). vLLM then runs
+    them in waves, the last of which may hold a few sequences only, and generation takes up to twice as
+    long. (Prompt blocks that samples share through the prefix cache are counted once per sample.)"""
+    sequences = len(prompts) * sampling.n
+    if sequences > capacity.max_num_seqs:
+        return (
+            f"a rollout engine runs at most {capacity.max_num_seqs} sequences at once but was given {sequences}: they "
+            "are generated in waves; add rollout.num_engines"
+        )
+    needed = sampling.n * sum(-(-(len(prompt) + sampling.max_new_tokens) // capacity.block_size) for prompt in prompts)
+    usable = capacity.num_blocks - 1  # vLLM keeps one block aside
+    if needed <= usable:
+        return None
+    return (
+        f"the rollout engine's KV cache holds {usable} blocks of {capacity.block_size} tokens but {sequences} "
+        f"sequences need {needed}: they are generated in waves; raise rollout.cpu_kv_cache_bytes (CPU) or "
+        "rollout.gpu_memory_utilization (GPU)"
+    )
+
+
 class RolloutEngine(Protocol):
     def generate(
         self, prompts: Sequence[Sequence[int]], sampling: SamplingSpec, seeds: Sequence[int | None]
     ) -> list[list[Sample]]:
         """``sampling.n`` samples for each prompt; prompt ``i`` is seeded with ``seeds[i]``."""
+
+    def kv_capacity(self) -> KVCapacity | None:
+        """What the engine holds at once, for the driver to warn when a call cannot run in one wave (None:
+        no fixed capacity)."""
 
     sync_ranks: int
     """Members this engine adds to the weight-sync group (one per process holding the model)."""

@@ -4,7 +4,6 @@ worker extension of ``rlhf_ray.distributed.weight_sync.vllm_extension``."""
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 
@@ -15,9 +14,7 @@ from rlhf_ray.config.device import DeviceProfile
 from rlhf_ray.config.schema import RolloutConfig
 from rlhf_ray.data.samples import Sample
 from rlhf_ray.distributed.weight_sync.buckets import TensorSpec
-from rlhf_ray.engines.rollout import SamplingSpec
-
-log = logging.getLogger(__name__)
+from rlhf_ray.engines.rollout import KVCapacity, SamplingSpec
 
 
 def create_engine(model_path: str, cfg: Config, engine_index: int, device: DeviceProfile) -> VLLMEngine:
@@ -54,7 +51,6 @@ class VLLMEngine:
             logprobs_mode="processed_logprobs",
             **memory,
         )
-        self._warned_kv_cache = False
 
     def generate(
         self, prompts: Sequence[Sequence[int]], sampling: SamplingSpec, seeds: Sequence[int | None]
@@ -76,20 +72,14 @@ class VLLMEngine:
             )
             for seed in seeds
         ]
-        self._check_kv_cache(prompts, sampling)
         requests = [TokensPrompt(prompt_token_ids=list(prompt)) for prompt in prompts]
         outputs = self.llm.generate(requests, params, use_tqdm=False)
         return [[_vllm_sample(completion, sampling.logprobs) for completion in output.outputs] for output in outputs]
 
-    def _check_kv_cache(self, prompts: Sequence[Sequence[int]], sampling: SamplingSpec) -> None:
-        if self._warned_kv_cache:
-            return
+    def kv_capacity(self) -> KVCapacity:
         config = self.llm.llm_engine.vllm_config
-        cache, max_num_seqs = config.cache_config, config.scheduler_config.max_num_seqs
-        shortfall = kv_cache_shortfall(prompts, sampling, cache.block_size, cache.num_gpu_blocks, max_num_seqs)
-        if shortfall is not None:
-            self._warned_kv_cache = True
-            log.warning(shortfall)
+        cache = config.cache_config
+        return KVCapacity(cache.block_size, cache.num_gpu_blocks, config.scheduler_config.max_num_seqs)
 
     def join_weight_sync(self, master_addr: str, master_port: int, first_rank: int, world_size: int, backend: str):
         args = (master_addr, master_port, first_rank, world_size, backend)
@@ -102,30 +92,6 @@ class VLLMEngine:
     def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
         self.llm.collective_rpc("rlhf_load_weights", args=(state_dict,))
         self.llm.reset_prefix_cache()
-
-
-def kv_cache_shortfall(
-    prompts: Sequence[Sequence[int]], sampling: SamplingSpec, block_size: int, num_blocks: int, max_num_seqs: int
-) -> str | None:
-    """Why a call's sequences cannot all run at once in a vLLM engine whose KV cache has ``num_blocks``
-    blocks and whose scheduler runs ``max_num_seqs`` sequences, or None when they can. vLLM then runs
-    them in waves, the last of which may hold a few sequences only, and generation takes up to twice as
-    long. (Prompt blocks that samples share through the prefix cache are counted once per sample.)"""
-    sequences = len(prompts) * sampling.n
-    if sequences > max_num_seqs:
-        return (
-            f"a rollout engine runs at most {max_num_seqs} sequences at once but was given {sequences}: they "
-            "are generated in waves; add rollout.num_engines"
-        )
-    needed = sampling.n * sum(-(-(len(prompt) + sampling.max_new_tokens) // block_size) for prompt in prompts)
-    usable = num_blocks - 1  # vLLM keeps one block aside
-    if needed <= usable:
-        return None
-    return (
-        f"the rollout engine's KV cache holds {usable} blocks of {block_size} tokens but {sequences} sequences "
-        f"need {needed}: they are generated in waves; raise rollout.cpu_kv_cache_bytes (CPU) or "
-        "rollout.gpu_memory_utilization (GPU)"
-    )
 
 
 def _vllm_sample(completion, with_logprobs: bool) -> Sample:

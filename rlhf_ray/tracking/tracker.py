@@ -67,6 +67,8 @@ class Tracker:
             config=cfg.model_dump(mode="json"),
             id=resume_id,
             resume="allow" if resume_id else None,
+            # Its banner lines only with logging.verbose: the run's folder is in the end summary.
+            settings=wandb.Settings(silent=not cfg.logging.verbose),
         )
         self.tensorboard = None
         if cfg.logging.tensorboard_dir:

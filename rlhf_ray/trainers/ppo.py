@@ -32,6 +32,7 @@ from rlhf_ray.trainers.intervals import every
 from rlhf_ray.trainers.ppo_iteration import PPOIteration, TrainerState, sample_rows, step_throughput
 from rlhf_ray.trainers.rollout_queue import RolloutQueue
 from rlhf_ray.trainers.stop import Abandoned, StopRequest
+from rlhf_ray.trainers.summary import experiment_line, role_lines
 from rlhf_ray.workers.groups import RoleGroups, start_role_groups
 
 
@@ -87,6 +88,7 @@ class PPORun:
     def train(self) -> TrainResult:
         self.device = connect(self.cfg)
         self.cfg = self.device.resolved(self.cfg)
+        print(experiment_line(self.cfg, self.total_steps), flush=True)
         self.latest = self.checkpoints.resume_point()
         # After joining the cluster: ray.init installs a SIGTERM handler of its own.
         with StopRequest(self.cfg.checkpoint.stop_deadline_s) as stop:
@@ -98,6 +100,8 @@ class PPORun:
             self.timer, roles, ended = PhaseTimer(), None, False
             try:
                 roles = start_role_groups(self.cfg, self.device, self.paths, self.total_steps, self.restarts)
+                if self.tracker is None:  # the first start
+                    print("\n".join(role_lines(self.cfg, roles, self.device.kind)), flush=True)
                 result = self.run(roles, self.restore(roles, self.latest), stop)
                 ended = True
                 return result

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
+import torch
 
 from rlhf_ray.algorithms import logprob_mismatch
 from rlhf_ray.config import Config
@@ -18,7 +19,7 @@ from rlhf_ray.data.prompts import Prompt, PromptSet
 from rlhf_ray.data.samples import Sample, batch_from_samples
 from rlhf_ray.distributed.role_group import GroupCall, share_cores
 from rlhf_ray.engines.rollout import SamplingSpec
-from rlhf_ray.rewards.functions import call_reward_function, import_reward_function
+from rlhf_ray.rewards.functions import RewardSum, call_reward_function, import_reward_function, reward_arguments
 from rlhf_ray.tracking import PhaseTimer
 from rlhf_ray.trainers.rollout_queue import Rollout, RolloutQueue
 from rlhf_ray.workers.groups import RoleGroups
@@ -43,6 +44,8 @@ class PPOIteration:
         self.cfg, self.roles, self.tokenizer, self.kl = cfg, roles, tokenizer, kl
         gold = cfg.reward.gold_function
         self.gold = import_reward_function(gold) if gold is not None else None
+        self.reward_sum = RewardSum.of(cfg.reward) if cfg.reward.source == "function" else None
+        """How the reward functions' values make the reward (None: a reward model scores)."""
 
     def run(
         self, rollout: Rollout, rollouts: RolloutQueue, state: TrainerState, timer: PhaseTimer
@@ -51,7 +54,7 @@ class PPOIteration:
         with timer.phase("generate"):
             batch = self.to_batch(rollout.prompts, rollouts.samples(rollout, state.policy_version))
         staleness = state.policy_version - rollout.version
-        batch = self.score(batch, timer)
+        batch, reward_metrics = self.score(batch, timer)
         with timer.phase("advantages"):
             batch, metrics = compute_advantages(batch, cfg.algorithm, self.kl.value, cfg.rollout.samples_per_prompt)
         share_cores(roles.trained().values(), alongside=roles.rollout.engines_alongside)
@@ -73,6 +76,7 @@ class PPOIteration:
         metrics["train/kl_coef"] = self.kl.value
         metrics["rollout/staleness"] = float(staleness)
         metrics.update(_rollout_metrics(batch, cfg.algorithm.old_logprobs == "recompute"))
+        metrics.update(reward_metrics)
         metrics.update(self.gold_reward(batch, "rollout"))
         return metrics, batch
 
@@ -88,13 +92,15 @@ class PPOIteration:
                 ],
                 "label": [p.label for p, n in zip(prompts, per_prompt, strict=True) for _ in range(n)],
                 "finish": [s.finish_reason for ss in samples for s in ss],
-            }
+            },
+            columns=_per_sample_columns(prompts, per_prompt),
         )
 
-    def score(self, batch: SequenceBatch, timer: PhaseTimer) -> SequenceBatch:
-        """Reward, policy, reference and critic forwards, in parallel."""
+    def score(self, batch: SequenceBatch, timer: PhaseTimer) -> tuple[SequenceBatch, dict[str, float]]:
+        """Reward, policy, reference and critic forwards, in parallel; with reward functions, each one's
+        mean value ``rollout/reward/<name>``."""
         roles = self.roles
-        forwards = {"reward": roles.reward.scores}
+        forwards = {"reward": roles.reward.scores if self.reward_sum is None else roles.reward.function_scores}
         if self.cfg.algorithm.old_logprobs == "recompute":
             forwards["logprobs"] = roles.policy.logprobs
         if roles.reference is not None:
@@ -105,12 +111,21 @@ class PPOIteration:
         with timer.phase("forwards"):
             calls = {name: method(batch) for name, method in forwards.items()}
             results = _gather_timed(calls, timer)
-        return batch.with_fields(
-            scores=results["reward"],
+        scores, reward_metrics = self.rewards(results["reward"])
+        scored = batch.with_fields(
+            scores=scores,
             old_logprobs=results.get("logprobs", batch.rollout_logprobs),
             ref_logprobs=results.get("reference"),
             values=results.get("values"),
         )
+        return scored, reward_metrics
+
+    def rewards(self, answer: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """The [B] rewards from the reward role's answer: a model's scores, or the [B, F] values of the
+        reward functions (then also each one's mean ``rollout/reward/<name>``)."""
+        if self.reward_sum is None:
+            return answer, {}
+        return self.reward_sum.total(answer), self.reward_sum.means(answer, "rollout")
 
     def evaluate(self, eval_set: PromptSet, state: TrainerState) -> dict[str, float]:
         """Greedy responses to the held-out prompts, scored by the reward."""
@@ -131,8 +146,19 @@ class PPOIteration:
         """``<section>/gold_reward``: the mean hidden "true" reward of the batch (none without a gold function)."""
         if self.gold is None:
             return {}
-        values = call_reward_function(self.gold, self.cfg.reward.gold_function, batch.texts, len(batch))
+        arguments = reward_arguments(batch.texts, batch.columns)
+        values = call_reward_function(self.gold, self.cfg.reward.gold_function, arguments, len(batch))
         return {f"{section}/gold_reward": float(values.mean())}
+
+
+def _per_sample_columns(prompts: list[Prompt], per_prompt: list[int]) -> dict[str, list[Any]]:
+    """The prompts' other columns, each prompt's values repeated for its samples (None where its row
+    lacks a column another row of the batch has)."""
+    names = dict.fromkeys(name for p in prompts for name in p.columns)
+    return {
+        name: [p.columns.get(name) for p, n in zip(prompts, per_prompt, strict=True) for _ in range(n)]
+        for name in names
+    }
 
 
 def _gather_timed(calls: dict[str, GroupCall], timer: PhaseTimer) -> dict[str, Any]:

@@ -1,7 +1,7 @@
-"""The reward: one scalar per (prompt, response), from a sequence-scoring model or a Python function.
+"""The reward: one scalar per (prompt, response), from a sequence-scoring model or Python functions.
 
 A reward function's output is checked by ``rlhf_ray.rewards.functions``: a reward is never silently
-replaced by zero.
+replaced by zero. Several functions make the reward as their weighted sum.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from rlhf_ray.engines.deepspeed_engine import InferenceEngine
 from rlhf_ray.models import load_sequence_score_model
 from rlhf_ray.models.forward import sequence_scores
 from rlhf_ray.models.reward_stats import RewardStats
-from rlhf_ray.rewards.functions import call_reward_function, import_reward_function
+from rlhf_ray.rewards.functions import RewardSum, call_reward_function, import_reward_function, reward_arguments
 from rlhf_ray.workers.base import FrozenRoleWorker, RoleWorker
 
 
@@ -48,10 +48,22 @@ class RewardModelWorker(FrozenRoleWorker):
 class RewardFunctionWorker(RoleWorker):
     @dispatch(Dispatch.ALL)
     def setup(self) -> None:
-        self.function = import_reward_function(self.cfg.reward.function)
+        specs = [f.function for f in self.cfg.reward.weighted_functions()]
+        self.functions = [(spec, import_reward_function(spec)) for spec in specs]
+        self.sum = RewardSum.of(self.cfg.reward)
 
     @dispatch(Dispatch.SHARDED)
     def scores(self, batch: SequenceBatch) -> torch.Tensor:
-        """[B] scores from the configured function of (prompts, responses, labels)."""
-        values = call_reward_function(self.function, self.cfg.reward.function, batch.texts, len(batch))
-        return _clipped(values, self.cfg.reward.clip)
+        """[B] rewards: the weighted sum of the functions' values, clipped."""
+        return self.sum.total(self._values(batch))
+
+    @dispatch(Dispatch.SHARDED)
+    def function_scores(self, batch: SequenceBatch) -> torch.Tensor:
+        """[B, F] values of each of the F functions, in the order of ``reward.functions`` (``RewardSum`` makes
+        them the reward)."""
+        return self._values(batch)
+
+    def _values(self, batch: SequenceBatch) -> torch.Tensor:
+        arguments = reward_arguments(batch.texts, batch.columns)
+        values = [call_reward_function(function, spec, arguments, len(batch)) for spec, function in self.functions]
+        return torch.stack(values, dim=1)

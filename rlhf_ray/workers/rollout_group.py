@@ -19,7 +19,7 @@ from rlhf_ray.distributed.faults import process_env
 from rlhf_ray.distributed.placement import RoleSlots
 from rlhf_ray.distributed.role_group import RoleGroup, share_cores
 from rlhf_ray.distributed.weight_sync.strategies import create_weight_sync
-from rlhf_ray.engines.rollout import SamplingSpec
+from rlhf_ray.engines.rollout import KVCapacity, SamplingSpec, kv_cache_shortfall
 from rlhf_ray.workers.rollout_worker import RolloutWorker, StaleWeightsError
 
 CHUNKS_PER_ENGINE = 2
@@ -58,6 +58,8 @@ class RolloutGroup:
         self.in_process = self.weight_sync.engines_inside_policy
         self.policy = policy
         self.restart_budget = restart_budget or RestartBudget(cfg.resources.max_restarts)
+        self.kv_capacity: KVCapacity | None = None
+        self._warned_of_waves = False
         self.processes: dict[str, ActorProcess] = {}
         """Each engine as the driver names it when it dies, by actor id (the policy's, when in-process)."""
         if self.in_process:
@@ -80,7 +82,8 @@ class RolloutGroup:
         return [engine.weights_version.remote() for engine in self.engines]
 
     def describe(self) -> None:
-        """Learn each engine's node and log file (once they are ready)."""
+        """Learn what each engine holds at once, and its node and log file (once they are ready)."""
+        self.kv_capacity = get_all([self.engines[0].kv_capacity.remote()])[0]
         if self.in_process:
             return
         nodes = get_all([engine.node_id.remote() for engine in self.engines])
@@ -107,6 +110,7 @@ class RolloutGroup:
         # One call per engine batches best; smaller chunks let a fast engine take over a slow one's work.
         chunks = 1 if len(self.engines) == 1 else len(self.engines) * CHUNKS_PER_ENGINE
         chunk = max(1, -(-len(prompts) // chunks))
+        self._warn_of_waves(prompts[:chunk], sampling)
         pending = list(range(0, len(prompts), chunk))
         results: dict[int, list[list[Sample]]] = {}
         running: dict[ray.ObjectRef, tuple[int, int]] = {}
@@ -134,6 +138,14 @@ class RolloutGroup:
             if pending:
                 dispatch(engine_index)
         return [samples for start in sorted(results) for samples in results[start]]
+
+    def _warn_of_waves(self, chunk: Sequence[Sequence[int]], sampling: SamplingSpec) -> None:
+        """Once per run: say so when an engine cannot hold a call's sequences at once (they then go in
+        waves, and generation takes up to twice as long)."""
+        shortfall = None if self.kv_capacity is None else kv_cache_shortfall(chunk, sampling, self.kv_capacity)
+        if shortfall is not None and not self._warned_of_waves:
+            self._warned_of_waves = True
+            log.warning(shortfall)
 
     def generate_recovering(
         self, prompts: Sequence[Sequence[int]], sampling: SamplingSpec, policy_version: int

@@ -15,7 +15,7 @@ from rlhf_ray.data.samples import Sample
 from rlhf_ray.distributed.failures import own_log_file
 from rlhf_ray.distributed.faults import fault_point
 from rlhf_ray.distributed.weight_sync.buckets import TensorSpec
-from rlhf_ray.engines.rollout import RolloutEngine, SamplingSpec, create_rollout_engine
+from rlhf_ray.engines.rollout import KVCapacity, RolloutEngine, SamplingSpec, create_rollout_engine
 from rlhf_ray.workers.base import available_cores
 
 
@@ -55,6 +55,9 @@ class RolloutWorker:
                 "was asked for: sync the weights before generating"
             )
         return self.engine.generate(prompts, sampling, seeds)
+
+    def kv_capacity(self) -> KVCapacity | None:
+        return self.engine.kv_capacity()
 
     def sync_ranks(self) -> int:
         """Members this engine adds to the weight-sync group (its tensor-parallel workers)."""

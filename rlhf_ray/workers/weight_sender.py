@@ -11,7 +11,7 @@ import torch
 from rlhf_ray.data.samples import Sample
 from rlhf_ray.distributed.dispatch import Dispatch, dispatch
 from rlhf_ray.distributed.weight_sync.buckets import DTYPES, SyncGroup, TensorSpec, bucket_plan, send_buckets
-from rlhf_ray.engines.rollout import SamplingSpec
+from rlhf_ray.engines.rollout import KVCapacity, SamplingSpec
 from rlhf_ray.workers.rollout_worker import RolloutWorker
 
 
@@ -63,6 +63,9 @@ class InProcessRollout(WeightSender):
 
     def weights_version(self) -> int:
         return self.rollout.weights_version()
+
+    def kv_capacity(self) -> KVCapacity | None:
+        return self.rollout.kv_capacity()
 
     def generate(
         self, prompts: Sequence[Sequence[int]], sampling: SamplingSpec, seeds: Sequence[int | None], version: int

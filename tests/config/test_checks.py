@@ -164,6 +164,78 @@ def test_reward_function_is_checked_before_anything_starts(reward, message):
     assert message in issues_of(base(reward=reward))["reward.function"]
 
 
+SUPPORT = "tests.support.reward_functions"
+
+
+def function_reward(*functions, **fields) -> dict:
+    return {"source": "function", "functions": list(functions), **fields}
+
+
+def test_a_parameter_no_argument_fills_fails_naming_the_function_and_parameter():
+    reward = function_reward(
+        {"function": "rlhf_ray.rewards.demo:concise"}, {"function": f"{SUPPORT}:needs_a_rubric", "weight": 0.5}
+    )
+    assert issues_of(base(reward=reward)) == {
+        "reward.functions.1.function": f"{SUPPORT}:needs_a_rubric: parameter 'rubric' cannot be filled: it is none "
+        "of prompts, responses, completions, labels, nor a column of the prompt rows (their other columns: none)"
+    }
+
+
+def test_positional_only_parameters_are_refused():
+    reward = {"source": "function", "function": f"{SUPPORT}:positional_only"}
+    messages = [p.message for p in problems_of(base(reward=reward)) if p.path == "reward.function"]
+    assert messages == [
+        f"{SUPPORT}:positional_only: parameter '{name}' is positional-only, but a reward function is called by "
+        "keyword (prompts, responses, completions, labels, and the prompt rows' columns)"
+        for name in ("prompts", "responses")
+    ]
+
+
+def test_the_columns_of_a_jsonl_file_fill_parameters(tmp_path):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('\n{"prompt": "Grade this.", "answer": "4", "rubric": "short", "topic": "cats"}\n')
+    reward = {"source": "function", "function": f"{SUPPORT}:needs_a_rubric"}
+    data = {"train_path": str(prompts), "label_key": "answer"}
+    assert validate_config(base(reward=reward, data=data)).reward.function == f"{SUPPORT}:needs_a_rubric"
+    without = function_reward({"function": f"{SUPPORT}:times_difficulty"})
+    assert (
+        "(their other columns: rubric, topic)"
+        in issues_of(base(reward=without, data=data))["reward.functions.0.function"]
+    )
+
+
+def test_columns_not_known_before_loading_accept_any_name(tmp_path):
+    rows = tmp_path / "prompts.json"
+    rows.write_text('[{"prompt": "Grade this."}]')
+    reward = {"source": "function", "function": f"{SUPPORT}:needs_a_rubric"}
+    assert validate_config(base(reward=reward, data={"train_path": str(rows)})).data.train_path == str(rows)
+
+
+def test_function_and_functions_exclude_each_other():
+    both = function_reward({"function": f"{SUPPORT}:length"}, function=f"{SUPPORT}:length")
+    assert issues_of(base(reward=both)) == {
+        "reward.functions": "and reward.function are both set: list every function under reward.functions "
+        "(reward.function is the shorthand for one)"
+    }
+    model = {"source": "model", "functions": [{"function": f"{SUPPORT}:length"}]}
+    assert issues_of(base(reward=model)) == {
+        "reward.functions": "is set but reward.source is 'model': set source to 'function'"
+    }
+
+
+def test_each_function_needs_a_metric_name_of_its_own():
+    twice = function_reward({"function": f"{SUPPORT}:length"}, {"function": f"{SUPPORT}:length", "weight": 2})
+    assert issues_of(base(reward=twice)) == {
+        "reward.functions.1.name": "'length' is also the name of reward.functions.0: set a name of its own "
+        "(each is logged as rollout/reward/<name>)"
+    }
+    named = function_reward({"function": f"{SUPPORT}:length"}, {"function": f"{SUPPORT}:length", "name": "long"})
+    assert [f.metric_name for f in validate_config(base(reward=named)).reward.weighted_functions()] == [
+        "length",
+        "long",
+    ]
+
+
 def test_adaptive_kl_needs_a_target_and_a_coefficient():
     found = issues_of(base(algorithm={"kl": {"controller": "adaptive", "coef": 0}}))
     assert found["algorithm.kl.target"] == "is required by the adaptive KL controller"

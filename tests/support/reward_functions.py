@@ -15,3 +15,31 @@ def one_too_few(prompts, responses, labels):
 
 def crashes(prompts, responses, labels):
     raise KeyError("missing field")
+
+
+def completion_words(prompts, completions, **kwargs):
+    """TRL's convention: the completions by that name, everything else as keyword arguments."""
+    return [float(len(completion.split())) for completion in completions]
+
+
+def arguments_seen(**kwargs):
+    """The number of arguments it was passed, for every sample."""
+    return [float(len(kwargs))] * len(kwargs["responses"])
+
+
+def times_difficulty(responses, difficulty):
+    """A column of the prompt rows by its name: the response's length times the row's ``difficulty``."""
+    return [float(len(response) * level) for response, level in zip(responses, difficulty, strict=True)]
+
+
+def needs_a_rubric(prompts, responses, rubric):
+    return [0.0] * len(responses)
+
+
+def positional_only(prompts, responses, /):
+    return [0.0] * len(responses)
+
+
+def marked_pass(prompts, responses, labels):
+    """1 for every response to a prompt that says PASS, else 0: the prompts passed are known in advance."""
+    return [float("PASS" in prompt) for prompt in prompts]

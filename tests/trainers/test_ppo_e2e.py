@@ -79,6 +79,7 @@ def test_demo_learns_logs_checkpoints_and_exports(tmp_path):
     for name in [*expected, "samples"]:
         assert name.encode() in logged, f"{name} is not in the W&B run"
     assert "wandb sync" in result.stdout
+    assert_quiet_console(result)
 
     checkpoints = tmp_path / "outputs/cpu_demo/checkpoints"
     assert sorted(p.name for p in checkpoints.iterdir()) == ["step_12", "step_24"]
@@ -95,6 +96,19 @@ def test_demo_learns_logs_checkpoints_and_exports(tmp_path):
         for p in prompts
     ]
     assert vllm_greedy(export, prompts, tmp_path) == [g[: g.index(2) + 1] if 2 in g else g for g in greedy]
+
+
+def assert_quiet_console(result: subprocess.CompletedProcess) -> None:
+    """The experiment in a line, a line per role, the progress and the summary; none of the third parties'
+    notices (they are in the actors' log files)."""
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("cpu_demo: PPO (gae, KL k1 x 0.01 in the reward), 24 steps of 16 prompts x 4 samples")
+    roles = [line.split()[0] for line in lines[1:6]]
+    assert roles == ["policy", "critic", "reference", "reward", "rollout"], lines[:6]
+    console = result.stdout + result.stderr
+    noises = ("Loading weights", "Setting accelerator", "built successfully", "FutureWarning", "NUMA", "wandb:", "pid=")
+    for noise in (*noises, "Started a local Ray"):
+        assert noise not in console, f"{noise!r} reached the console"
 
 
 def vllm_greedy(model: Path, prompts: list[list[int]], tmp_path: Path) -> list[list[int]]:
@@ -206,3 +220,33 @@ def test_an_estimator_registered_by_a_plugin_module_trains(tmp_path):
     for step in by_step.values():
         assert step["train/policy_grad_norm"] > 0
         assert "timing/values" not in step and "timing/reference" not in step  # it needs neither
+
+
+def test_reward_functions_called_by_keyword_make_the_weighted_reward_each_logged(tmp_path):
+    prompts = tmp_path / "prompts.jsonl"
+    subjects = ["cats", "dogs", "rivers", "cities"]
+    rows = [{"prompt": f"Tell me about {subjects[i % 4]}.", "difficulty": 1 + i % 2} for i in range(32)]
+    prompts.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    functions = (
+        "[{function: rlhf_ray.rewards.demo:concise, weight: 1.0},"
+        " {function: tests.support.reward_functions:completion_words, weight: 0.1, name: words},"
+        " {function: tests.support.reward_functions:times_difficulty, weight: -0.01}]"
+    )
+    run_train(
+        tmp_path,
+        "train.max_steps=2",
+        f"data.train_path={prompts}",
+        "reward.function=null",
+        f"reward.functions={functions}",
+        "reward.gold_function=tests.support.reward_functions:completion_words",
+        "checkpoint.export_dir=null",
+        "logging.wandb.mode=disabled",
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # `tests` importable in the driver and the reward actor
+    )
+    by_step = metrics(tmp_path)
+    assert sorted(by_step) == [1, 2]
+    for step in by_step.values():
+        concise, words, hard = (step[f"rollout/reward/{name}"] for name in ("concise", "words", "times_difficulty"))
+        assert 0 <= concise <= 1 and words > 0 and hard > 0
+        assert step["rollout/reward_mean"] == pytest.approx(concise + 0.1 * words - 0.01 * hard, abs=1e-5)
+        assert step["rollout/gold_reward"] == pytest.approx(words)

@@ -52,6 +52,15 @@ def test_lenient_mode_skips_and_counts(tmp_path, tokenizer):
     assert prompts.skipped == {"missing key": 1, "invalid JSON": 1, "empty text": 1}
 
 
+def test_a_rows_other_columns_are_kept_for_reward_functions(tmp_path, tokenizer):
+    rows = [
+        {"prompt": "Count the cats.", "answer": 3, "difficulty": 2, "tags": ["count"]},
+        {"prompt": "Hi", "answer": 1},
+    ]
+    prompts = load_prompts(str(write_jsonl(tmp_path / "p.jsonl", rows)), DataConfig(label_key="answer"), tokenizer, 0)
+    assert [(p.label, p.columns) for p in prompts.items] == [("3", {"difficulty": 2, "tags": ["count"]}), ("1", {})]
+
+
 def test_synthetic_prompts_and_labels(tokenizer):
     prompts = load_prompts(None, DataConfig(), tokenizer, seed=3)
     assert len(prompts) == 512 and prompts.items[0].label is None

@@ -1,5 +1,7 @@
 """The reward role backed by a Python function: errors are surfaced per sample, never zeroed."""
 
+import json
+
 import pytest
 import torch
 
@@ -9,8 +11,9 @@ from rlhf_ray.workers import RewardError, RewardFunctionWorker
 from tests.support.tiny_roles import role_config
 
 
-def worker(tmp_path, function: str, clip=None) -> RewardFunctionWorker:
-    cfg = role_config(tmp_path, reward={"source": "function", "function": function, "clip": clip})
+def worker(tmp_path, function: str | None = None, clip=None, functions=(), data=None) -> RewardFunctionWorker:
+    reward = {"source": "function", "function": function, "functions": list(functions), "clip": clip}
+    cfg = role_config(tmp_path, reward=reward, data=data or {})
     reward = RewardFunctionWorker(cfg, rank=0, world_size=1, device=DeviceProfile("cpu"))
     reward.setup()
     return reward
@@ -35,6 +38,25 @@ def test_labels_are_passed_through(tmp_path):
         texts={"prompt": ["q", "q"], "response": ["it is 4", "5"], "label": ["4", "4"]}
     )
     assert worker(tmp_path, "rlhf_ray.rewards.math:exact_match").scores(batch).tolist() == [1.0, 0.0]
+
+
+def test_several_functions_by_keyword_make_the_weighted_reward(tmp_path):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"prompt": "Say something.", "difficulty": 1}) + "\n")
+    reward = worker(
+        tmp_path,
+        data={"train_path": str(prompts)},
+        functions=[
+            {"function": "tests.support.reward_functions:completion_words", "weight": 1.0},
+            {"function": "tests.support.reward_functions:times_difficulty", "weight": 0.5, "name": "hard"},
+        ],
+        clip=9.0,
+    )
+    batch = batch_with_texts(["one two three", "four", "a b"]).with_fields(columns={"difficulty": [1, 2, 0]})
+    # words; len(response) * difficulty
+    assert reward.function_scores(batch).tolist() == [[3.0, 13.0], [1.0, 8.0], [2.0, 0.0]]
+    # 3 + 13 / 2 = 9.5, clipped to 9; 1 + 8 / 2 = 5; 2 + 0 / 2 = 2
+    assert reward.scores(batch).tolist() == [9.0, 5.0, 2.0]
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from rlhf_ray.config.schema.algorithm import (
     AlgorithmConfig,
     KLConfig,
     RewardConfig,
+    RewardFunctionConfig,
     RolloutCorrectionConfig,
 )
 from rlhf_ray.config.schema.base import (
@@ -92,6 +93,7 @@ __all__ = [
     "ROLLOUT_ENGINES",
     "ResourcesConfig",
     "RewardConfig",
+    "RewardFunctionConfig",
     "RewardModelStageConfig",
     "RoleName",
     "RoleResources",

@@ -101,18 +101,49 @@ class AlgorithmConfig(Section):
     ``old_logprobs: recompute``)."""
 
 
+class RewardFunctionConfig(Section):
+    """One reward function of ``reward.functions``."""
+
+    function: str
+    """``module:function``, called as ``reward.function`` describes."""
+    weight: Annotated[float, Field(allow_inf_nan=False)] = 1.0
+    """Its weight in the reward, the weighted sum of the functions' values."""
+    name: str | None = None
+    """Its name in the metric ``rollout/reward/<name>``; None: the function's own name."""
+
+    @property
+    def metric_name(self) -> str:
+        return self.name or self.function.partition(":")[2]
+
+
 class RewardConfig(Section):
     """Where the scalar reward of a response comes from."""
 
     source: Literal["model", "function"] = "model"
-    """A sequence-scoring model (``models.reward``) or a Python function (``function``)."""
+    """A sequence-scoring model (``models.reward``) or Python functions (``function`` or ``functions``)."""
     function: str | None = None
-    """``module:function`` taking (prompts, responses, labels) and returning one float per sample."""
+    """``module:function`` returning one float per sample. It is called by keyword, each argument a list
+    with one entry per sample: ``prompts``, ``responses`` (also as ``completions``), ``labels`` (None
+    where a prompt has none), and every other column of the prompt rows by its name; it is passed the
+    names it has parameters for, or all of them when it takes ``**kwargs``. The one-function shorthand
+    of ``functions``."""
+    functions: list[RewardFunctionConfig] = Field(default_factory=list)
+    """Several functions (instead of ``function``), each ``{function: module:function, weight: 1.0}``:
+    the reward is the weighted sum of their values, and each one's mean value is logged as
+    ``rollout/reward/<name>``."""
     clip: Annotated[float, Field(gt=0.0)] | None = None
-    """Clip scores to [-clip, clip]; None keeps them as they are."""
+    """Clip scores (a reward model's, or the functions' weighted sum) to [-clip, clip]; None keeps them
+    as they are."""
     normalize: bool = False
     """Standardise reward-model scores with the mean and std over its training responses, saved with
     the model by ``rlhf-ray rm`` (applied before ``clip``)."""
     gold_function: str | None = None
     """``module:function`` of a hidden "true" reward, logged as ``rollout/gold_reward`` next to the
-    learned reward of the same samples (never trained on): the gap shows over-optimisation."""
+    learned reward of the same samples (never trained on): the gap shows over-optimisation. Called
+    as ``function`` is."""
+
+    def weighted_functions(self) -> list[RewardFunctionConfig]:
+        """``functions``, or ``function`` as the one function of weight 1."""
+        if self.function is not None:
+            return [RewardFunctionConfig(function=self.function)]
+        return list(self.functions)
