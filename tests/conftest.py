@@ -59,3 +59,11 @@ def local_ray():
     ray.init(address="local", num_cpus=8, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _no_shared_wandb_service():
+    """A W&B run started in the test process leaves WANDB_SERVICE set: the runs later tests start in
+    subprocesses would attach to that service and write nothing of their own."""
+    yield
+    os.environ.pop("WANDB_SERVICE", None)

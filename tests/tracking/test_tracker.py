@@ -19,7 +19,9 @@ def test_after_a_recovery_replayed_steps_go_to_the_metrics_file_but_dashboards_k
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     cfg = role_config(
-        tmp_path, logging={"dir": str(tmp_path), "wandb": {"mode": "offline"}, "tensorboard_dir": str(tmp_path / "tb")}
+        # W&B disabled: an offline run here would leave WANDB_SERVICE set for the runs later tests start.
+        tmp_path,
+        logging={"dir": str(tmp_path), "wandb": {"mode": "disabled"}, "tensorboard_dir": str(tmp_path / "tb")},
     )
     tracker = Tracker(cfg, "run", total_steps=3)
     for step in (1, 2, 3):

@@ -87,27 +87,11 @@ def test_past_max_restarts_the_run_fails_with_one_error_naming_the_rank(tmp_path
     assert "Traceback" not in result.stderr  # shutting down after the failure raised nothing more
 
 
-def test_a_driver_killed_while_writing_a_checkpoint_resumes_the_same_run(tmp_path, uninterrupted):
-    # Its second checkpoint write is step 6's: step 3's stays the newest complete one.
-    killed = subprocess.run(
-        train_command(*COMMON),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=with_faults(tmp_path, "driver:0:checkpoint_write:2"),
-        start_new_session=True,
-    )
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    checkpoints = tmp_path / "outputs/cpu_demo/checkpoints"
-    assert sorted(p.name for p in checkpoints.iterdir()) == ["step_3", "step_6.partial"]
-    run_train(tmp_path, *COMMON, "checkpoint.resume=auto")
-    assert_same_run(uninterrupted, metrics(tmp_path))
-
-
-def test_sigterm_checkpoints_at_the_step_boundary_exits_resumable_and_resumes_the_same_run(tmp_path, uninterrupted):
+def test_sigterm_then_a_driver_killed_writing_a_checkpoint_and_the_run_still_resumes_the_same(tmp_path, uninterrupted):
+    # Every run below counts its checkpoint writes together: the stop's is the first, the second kills the driver.
+    env = with_faults(tmp_path, "driver:0:checkpoint_write:2")
     driver = subprocess.Popen(
-        train_command(*COMMON), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        train_command(*COMMON), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
     )
     logs = tmp_path / "outputs/cpu_demo/logs"
     deadline = time.monotonic() + 600
@@ -119,8 +103,19 @@ def test_sigterm_checkpoints_at_the_step_boundary_exits_resumable_and_resumes_th
     stopped_after = max(metrics(tmp_path))
     assert 1 <= stopped_after < 6
     assert f"stopped by SIGTERM after step {stopped_after}; add checkpoint.resume=auto to resume from" in stderr
-    assert (tmp_path / f"outputs/cpu_demo/checkpoints/step_{stopped_after}/trainer_state.json").is_file()
-    run_train(tmp_path, *COMMON, "checkpoint.resume=auto")
+    checkpoints = tmp_path / "outputs/cpu_demo/checkpoints"
+    assert (checkpoints / f"step_{stopped_after}/trainer_state.json").is_file()
+
+    resumed = [*COMMON, "checkpoint.resume=auto"]
+    killed = subprocess.run(
+        train_command(*resumed), cwd=tmp_path, capture_output=True, text=True, timeout=900, env=env,
+        start_new_session=True,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    next_write = 3 if stopped_after < 3 else 6
+    assert sorted(p.name for p in checkpoints.iterdir()) == [f"step_{stopped_after}", f"step_{next_write}.partial"]
+
+    run_train(tmp_path, *resumed, env=env)
     assert_same_run(uninterrupted, metrics(tmp_path))
 
 
