@@ -95,24 +95,33 @@ def _rm(args: argparse.Namespace) -> int:
     return _run_stage(args, "reward_model")
 
 
+def _dpo(args: argparse.Namespace) -> int:
+    return _run_stage(args, "dpo")
+
+
 def _run_stage(args: argparse.Namespace, name: str) -> int:
     cfg = _load(args, (name,))
     if cfg is None:
         return EXIT_CONFIG_ERROR
-    from rlhf_ray.trainers.stages import RewardModelStage, SFTStage
+    from rlhf_ray.trainers.stages import STAGES
     from rlhf_ray.trainers.supervised import run_stage
 
-    stage = SFTStage(cfg) if name == "sft" else RewardModelStage(cfg)
+    stage = STAGES[name](cfg)
     try:
         result = run_stage(stage)
     except _input_errors() as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    evaluation = "  ".join(f"{k} {v:.4f}" for k, v in result.final_metrics.items() if k.startswith("eval/"))
-    print(f"{stage.job}: trained {result.steps} steps; {evaluation}; metrics: {result.metrics_file}")
+    print(_trained(stage.job, result))
     if result.export_dir:
         print(f"{stage.job}: model exported to {result.export_dir}")
     return 0
+
+
+def _trained(job: str, result) -> str:
+    """What a stage (a ``StageResult``) trained, with its final evaluation."""
+    evaluation = "  ".join(f"{k} {v:.4f}" for k, v in result.final_metrics.items() if k.startswith("eval/"))
+    return f"{job}: trained {result.steps} steps; {evaluation}; metrics: {result.metrics_file}"
 
 
 def _pipeline(args: argparse.Namespace) -> int:
@@ -121,17 +130,33 @@ def _pipeline(args: argparse.Namespace) -> int:
         return EXIT_CONFIG_ERROR
     from rlhf_ray.trainers.pipeline import STAGES, run_pipeline
 
-    force = set(STAGES[STAGES.index(args.force) :]) if args.force else set()
+    stages = STAGES[cfg.pipeline.method]
+    if args.force and args.force not in stages:
+        method = f"pipeline.method {cfg.pipeline.method} ({', '.join(stages)})"
+        print(f"pipeline: --force {args.force}: not a stage of {method}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    force = set(stages[stages.index(args.force) :]) if args.force else set()
     try:
         result = run_pipeline(cfg, force)
     except _input_errors() as exc:
         print(f"pipeline: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    print(f"SFT model: {result.sft_model}\nreward model: {result.reward_model_dir}")
+    print(f"SFT model: {result.sft_model}")
+    if result.reward_model_dir is not None:
+        print(f"reward model: {result.reward_model_dir}")
+    if result.dpo is not None:
+        print(_trained("DPO", result.dpo))
+        if result.dpo.export_dir:
+            print(f"policy exported to {result.dpo.export_dir}")
     if result.ppo is not None:
         print(f"PPO: trained {result.ppo.steps} steps; metrics: {result.ppo.metrics_file}")
         if result.ppo.export_dir:
             print(f"policy exported to {result.ppo.export_dir}")
+    from rlhf_ray.trainers.report import pipeline_report
+
+    report = pipeline_report(cfg, result)
+    if report is not None:
+        print(f"\n{report}")
     return 0
 
 
@@ -342,11 +367,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_debug_flag(train)
     _add_command(commands, "sft", "stage 1: supervised fine-tuning of the policy on demonstrations", _sft)
     _add_command(commands, "rm", "stage 2: train a reward model on preference pairs (Bradley-Terry)", _rm)
+    _add_command(commands, "dpo", "train the policy on preference pairs with DPO (instead of reward model + PPO)", _dpo)
     pipeline = _add_command(
-        commands, "pipeline", "SFT -> reward model -> PPO, each stage reading the previous one's model", _pipeline
+        commands,
+        "pipeline",
+        "SFT -> reward model -> PPO (or SFT -> DPO: pipeline.method=dpo), each stage reading the previous one's model",
+        _pipeline,
     )
     pipeline.add_argument(
-        "--force", choices=["sft", "rm", "ppo"], help="rerun this stage and every later one, even if their models exist"
+        "--force",
+        choices=["sft", "rm", "ppo", "dpo"],
+        help="rerun this stage and every later one, even if their models exist",
     )
     _add_command(commands, "label", "write the simulated labellers' SFT and preference files", _label)
     plot = commands.add_parser("plot", help="plot metrics files (*.metrics.jsonl) to a PNG, runs overlaid")

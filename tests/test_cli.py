@@ -10,6 +10,7 @@ import yaml
 from rlhf_ray.cli import EXIT_CONFIG_ERROR, main
 
 DEMO = Path(__file__).resolve().parents[1] / "configs" / "cpu_demo.yaml"
+PIPELINE = DEMO.with_name("cpu_pipeline.yaml")
 
 
 def test_validate_prints_the_resolved_config(capsys):
@@ -73,6 +74,22 @@ def test_a_stage_without_data_is_a_config_error(tmp_path, capsys):
     assert "reward_model.data.train_path: is required unless a simulated `labeller` writes the data" in (
         capsys.readouterr().err
     )
+
+
+def test_dpo_without_an_sft_model_names_what_to_run_or_set(tmp_path, capsys):
+    labeller = f"labeller={{output_dir: {tmp_path / 'labels'}}}"
+    missing = tmp_path / "no_sft_model"
+    assert main(["dpo", str(PIPELINE), labeller, f"sft.checkpoint.export_dir={missing}"]) == EXIT_CONFIG_ERROR
+    assert capsys.readouterr().err.strip() == (
+        f"dpo: dpo.init_path is not set, so the DPO policy starts from the SFT model at sft.checkpoint.export_dir "
+        f"({missing}), which does not exist: run `rlhf-ray sft` first or set dpo.init_path to a model folder"
+    )
+
+
+def test_a_dpo_pipeline_cannot_force_a_stage_it_does_not_run(tmp_path, capsys):
+    labeller = f"labeller={{output_dir: {tmp_path / 'labels'}}}"
+    assert main(["pipeline", str(PIPELINE), labeller, "pipeline.method=dpo", "--force", "rm"]) == EXIT_CONFIG_ERROR
+    assert "pipeline: --force rm: not a stage of pipeline.method dpo (sft, dpo)" in capsys.readouterr().err
 
 
 RLHF_RAY = Path(sys.executable).with_name("rlhf-ray")

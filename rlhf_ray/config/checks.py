@@ -264,16 +264,16 @@ def _check_offload(cfg: Config) -> list[ConfigIssue]:
     return issues
 
 
-STAGE_ROLES = {"sft": "policy", "reward_model": "reward"}
+STAGE_ROLES = {"sft": "policy", "reward_model": "reward", "dpo": "policy"}
 
 
 def check_stage(cfg: Config, name: str) -> list[ConfigIssue]:
-    """Checks of a stage, run when it runs: the SFT (``sft``) or reward-model (``reward_model``)
-    stage's data source, batch sizes and lengths, or what the ``pipeline`` passes between stages."""
+    """Checks of a stage, run when it runs: the SFT (``sft``), reward-model (``reward_model``) or DPO
+    (``dpo``) stage's data source, batch sizes and lengths, or what the ``pipeline`` passes between stages."""
     if name == "pipeline":
         return _check_pipeline(cfg)
     stage, role = getattr(cfg, name), STAGE_ROLES[name]
-    issues = []
+    issues = _check_dpo_loss(cfg) if name == "dpo" else []
     if stage.data.train_path is None and cfg.labeller is None:
         issues.append(
             ConfigIssue(f"{name}.data.train_path", "is required unless a simulated `labeller` writes the data")
@@ -300,14 +300,24 @@ def check_stage(cfg: Config, name: str) -> list[ConfigIssue]:
     return issues
 
 
+def _check_dpo_loss(cfg: Config) -> list[ConfigIssue]:
+    dpo = cfg.dpo
+    if dpo.loss == "cdpo" and dpo.label_smoothing == 0:
+        return [ConfigIssue("dpo.label_smoothing", "must be > 0 with dpo.loss 'cdpo' (at 0 it is plain 'dpo')")]
+    if dpo.loss != "cdpo" and dpo.label_smoothing != 0:
+        return [ConfigIssue("dpo.label_smoothing", f"applies only to dpo.loss 'cdpo', not {dpo.loss!r}; set it to 0")]
+    return []
+
+
 def _check_pipeline(cfg: Config) -> list[ConfigIssue]:
-    issues = check_stage(cfg, "sft") + check_stage(cfg, "reward_model")
-    for name in ("sft", "reward_model"):
+    stages = ("sft", "dpo") if cfg.pipeline.method == "dpo" else ("sft", "reward_model")
+    issues = [issue for name in stages for issue in check_stage(cfg, name)]
+    for name in stages:
         if getattr(cfg, name).checkpoint.export_dir is None:
             issues.append(
                 ConfigIssue(f"{name}.checkpoint.export_dir", "is required: the next stage reads the model there")
             )
-    if cfg.reward.source != "model":
+    if cfg.pipeline.method == "ppo" and cfg.reward.source != "model":
         issues.append(
             ConfigIssue("reward.source", "must be 'model' in a pipeline: PPO optimises the trained reward model")
         )

@@ -45,7 +45,7 @@ class ConfigError(ValueError):
 
 def load_config(path: str | Path, overrides: Sequence[str] = (), stages: Sequence[str] = ()) -> Config:
     """Read ``path``, apply ``overrides`` (``a.b.c=value``, value parsed as YAML), validate, including
-    the checks of the training ``stages`` about to run (``sft``, ``reward_model``)."""
+    the checks of the training ``stages`` about to run (``sft``, ``reward_model``, ``dpo``)."""
     path = Path(path)
     try:
         text = path.read_text()

@@ -78,3 +78,10 @@ def pair_scores(model: torch.nn.Module, pairs) -> torch.Tensor:
     from one forward pass over both."""
     scores = sequence_scores(model, pairs.both())
     return torch.stack([scores[: len(pairs)], scores[len(pairs) :]], dim=-1)
+
+
+def pair_logprobs(model: torch.nn.Module, pairs) -> torch.Tensor:
+    """[N, 2] log-probs of the chosen (column 0) and rejected (column 1) responses of a ``PreferenceBatch``,
+    each summed over its tokens, from one forward pass over both."""
+    logprobs = response_logprobs(model, pairs.both()).sum(-1)
+    return torch.stack([logprobs[: len(pairs)], logprobs[len(pairs) :]], dim=-1)

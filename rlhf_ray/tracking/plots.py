@@ -38,6 +38,8 @@ OTHER = "other"
 
 PANEL_WIDTH, PANEL_HEIGHT, COLUMNS, DPI = 6.0, 3.5, 2, 80
 """Inches per panel, panels per row, pixels per inch."""
+LEARNED_REWARD, GOLD_REWARD = "rollout/reward_mean", "rollout/gold_reward"
+"""What PPO optimises (the reward model's score) and what it stands for (the hidden gold reward)."""
 LINE_STYLES = ("-", "--", ":", "-.")
 
 
@@ -105,6 +107,38 @@ def plot_runs(runs: Sequence[Run], output: Path) -> None:
     figure = metrics_figure(runs)
     output.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(output)
+
+
+def plot_gold_vs_learned(metrics_file: Path) -> Path:
+    """A PPO run's learned and gold reward per step, written next to ``metrics_file`` as
+    ``<run>.gold_vs_learned.png``; its path."""
+    run = Run(run_label(metrics_file), read_metrics(metrics_file))
+    output = metrics_file.with_name(f"{run.label}.gold_vs_learned.png")
+    gold_vs_learned_figure(run).savefig(output)
+    return output
+
+
+def gold_vs_learned_figure(run: Run) -> Figure:
+    """The learned reward and the gold reward over the steps, the gap between them shaded: a learned reward
+    that climbs while the gold one does not is the policy exploiting the reward model (over-optimisation)."""
+    learned, gold = (
+        dict(zip(*run.series(LEARNED_REWARD), strict=True)),
+        dict(zip(*run.series(GOLD_REWARD), strict=True)),
+    )
+    if not learned or not gold:
+        missing = LEARNED_REWARD if not learned else GOLD_REWARD
+        raise PlotError(f"{run.label}: no {missing} logged; the gold-vs-learned plot needs both rewards")
+    figure = Figure(figsize=(PANEL_WIDTH, PANEL_HEIGHT), dpi=DPI, layout="constrained")
+    ax = figure.subplots()
+    ax.plot(list(learned), list(learned.values()), color="C0", label=f"learned: {LEARNED_REWARD}")
+    ax.plot(list(gold), list(gold.values()), color="C1", label=f"gold: {GOLD_REWARD}")
+    both = [step for step in learned if step in gold]
+    ax.fill_between(both, [learned[s] for s in both], [gold[s] for s in both], color="C7", alpha=0.2, label="gap")
+    ax.set_title(f"{run.label}: gold vs learned reward")
+    ax.set_xlabel("step")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return figure
 
 
 def metrics_figure(runs: Sequence[Run]) -> Figure:

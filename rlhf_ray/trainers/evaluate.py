@@ -103,7 +103,7 @@ class Rewards:
 def evaluate(cfg: Config, request: EvalRequest) -> EvalReport:
     """Answer the held-out prompts with the model (and the baseline), and judge the responses."""
     device = resolve_device(cfg.resources.device, torch.cuda.device_count())
-    cfg = _in_this_process(device.resolved(cfg))
+    cfg = device.resolved(cfg)
     paths = model_folders(cfg)
     model = request.model or paths.policy
     _check_folders(model, request.baseline, paths.reward)
@@ -112,11 +112,11 @@ def evaluate(cfg: Config, request: EvalRequest) -> EvalReport:
         raise DataError("data.eval_path: not set; set it or pass --prompts FILE")
     prompts = load_prompts(prompts_file, cfg.data, load_tokenizer(model, "left", role="model"), cfg.seed).items
     judge = Judge(cfg, paths, device)
-    responses = _answers(cfg, device, model, prompts, request.samples)
+    responses = answer_prompts(cfg, device, model, prompts, request.samples)
     rewards = judge.rewards(prompts, responses)
     baseline_rewards = None
     if request.baseline is not None:
-        baseline_responses = _answers(cfg, device, request.baseline, prompts, request.samples)
+        baseline_responses = answer_prompts(cfg, device, request.baseline, prompts, request.samples)
         baseline_rewards = judge.rewards(prompts, baseline_responses)
     return EvalReport(
         prompts_file=prompts_file,
@@ -145,7 +145,9 @@ def _check_folders(model: str, baseline: str | None, reward: str | None) -> None
     check_model_folders(folders, tokenizer=folders[0], score_heads={"reward"})
 
 
-def _answers(cfg: Config, device: DeviceProfile, folder: str, prompts: list[Prompt], samples: int | None) -> Answers:
+def answer_prompts(
+    cfg: Config, device: DeviceProfile, folder: str, prompts: list[Prompt], samples: int | None
+) -> Answers:
     """The folder's greedy response to each prompt, or ``samples`` sampled ones; the engine is freed after."""
     sampler = Sampler(cfg, folder, device)
     try:
@@ -160,7 +162,7 @@ class Judge:
     function."""
 
     def __init__(self, cfg: Config, paths: ModelPaths, device: DeviceProfile):
-        self.cfg = cfg
+        self.cfg = cfg = _in_this_process(cfg)
         role = ROLE_SPECS["reward"]
         self.worker = import_object(role.worker(cfg))(cfg, 0, 1, device)
         self.worker.setup(*setup_arguments(role, cfg, paths, 0))

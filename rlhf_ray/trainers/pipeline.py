@@ -1,6 +1,7 @@
-"""The three stages of RLHF in a row: SFT -> reward model -> PPO, each reading the previous stage's
-exported model. A stage whose exported model already exists is skipped unless forced; each stage
-logs to its own W&B run, the three in one W&B group.
+"""The stages of RLHF in a row, each reading the previous stage's exported model: SFT -> reward model ->
+PPO (``pipeline.method: ppo``), or SFT -> DPO on the same preference pairs (``pipeline.method: dpo``). A
+stage whose exported model already exists is skipped unless forced; each stage logs to its own W&B run,
+all of them in one W&B group.
 
 The PPO stage's policy (and so its reference) is the SFT model; its reward model is the trained
 reward model, which also initialises the critic when ``models.critic.path`` is unset (InstructGPT).
@@ -16,30 +17,37 @@ from pathlib import Path
 from rlhf_ray.config import Config
 from rlhf_ray.tracking import default_run_name
 from rlhf_ray.trainers.ppo import TrainResult, train
-from rlhf_ray.trainers.stages import RewardModelStage, SFTStage
+from rlhf_ray.trainers.stages import DPOStage, RewardModelStage, SFTStage
 from rlhf_ray.trainers.supervised import Stage, StageResult, run_stage
 
 log = logging.getLogger(__name__)
-STAGES = ("sft", "rm", "ppo")
+STAGES = {"ppo": ("sft", "rm", "ppo"), "dpo": ("sft", "dpo")}
+"""The stages of each ``pipeline.method``, in order."""
 
 
 @dataclass
 class PipelineResult:
     sft: StageResult | None
-    """None when the stage was skipped (its model existed)."""
+    """None when the stage was skipped (its model existed) or is not part of ``pipeline.method``."""
     reward_model: StageResult | None
     ppo: TrainResult | None
+    dpo: StageResult | None
     sft_model: Path
-    reward_model_dir: Path
+    reward_model_dir: Path | None
+    """None with ``pipeline.method: dpo``."""
 
 
 def run_pipeline(cfg: Config, force: Collection[str] = ()) -> PipelineResult:
-    """Run the stages not yet done (and those in ``force``: ``sft``, ``rm``, ``ppo``) as ``cfg`` says."""
+    """Run the stages not yet done (and those in ``force``: ``sft``, ``rm``, ``ppo``, ``dpo``) as ``cfg`` says."""
     name = default_run_name(cfg)
     cfg = _with(cfg, logging={"wandb": {"run_name": name, "group": cfg.logging.wandb.group or name}})
     sft = _run_unless_done(SFTStage(_fresh(cfg, "sft", "sft" in force)), "sft" in force)
+    sft_model = Path(cfg.sft.checkpoint.export_dir)
+    if cfg.pipeline.method == "dpo":
+        dpo = _run_unless_done(DPOStage(_fresh(cfg, "dpo", "dpo" in force)), "dpo" in force)
+        return PipelineResult(sft, None, None, dpo, sft_model, None)
     reward_model = _run_unless_done(RewardModelStage(_fresh(cfg, "reward_model", "rm" in force)), "rm" in force)
-    sft_model, rm_model = Path(cfg.sft.checkpoint.export_dir), Path(cfg.reward_model.checkpoint.export_dir)
+    rm_model = Path(cfg.reward_model.checkpoint.export_dir)
     ppo_cfg = _with(
         cfg,
         models={
@@ -53,7 +61,7 @@ def run_pipeline(cfg: Config, force: Collection[str] = ()) -> PipelineResult:
         ppo = train(_fresh(ppo_cfg, "", "ppo" in force))
     else:
         log.warning("ppo: skipped, its policy exists at %s (force it with --force ppo)", cfg.checkpoint.export_dir)
-    return PipelineResult(sft, reward_model, ppo, sft_model, rm_model)
+    return PipelineResult(sft, reward_model, ppo, None, sft_model, rm_model)
 
 
 def _run_unless_done(stage: Stage, forced: bool) -> StageResult | None:

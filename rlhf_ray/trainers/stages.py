@@ -1,5 +1,6 @@
-"""The first two stages of the InstructGPT recipe: supervised fine-tuning on demonstrations, and a
-reward model trained on preference pairs. Both run through the loop of ``trainers.supervised``."""
+"""The stages that train one model on a fixed dataset: supervised fine-tuning on demonstrations, a reward
+model trained on preference pairs (the first two of the InstructGPT recipe), and DPO of the policy on the
+same pairs. All run through the loop of ``trainers.supervised``."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from rlhf_ray.models.checks import ModelFolder, role_folder
 from rlhf_ray.models.paths import model_folders
 from rlhf_ray.models.reward_stats import RewardStats
 from rlhf_ray.trainers.supervised import Stage
+from rlhf_ray.workers.dpo import DPOWorker, dpo_objective
 from rlhf_ray.workers.reward_trainer import RewardTrainerWorker
 from rlhf_ray.workers.sft import SFTWorker
 
@@ -62,20 +64,22 @@ class SFTStage(Stage[Demonstration]):
         return {"eval/loss": loss, "eval/perplexity": float(torch.tensor(loss).exp())}
 
 
-class RewardModelStage(Stage[PreferencePair]):
-    """Stage 2: a sequence scorer learns the labellers' preferences (Bradley-Terry loss)."""
+class PreferenceStage(Stage[PreferencePair]):
+    """A stage trained on preference pairs, starting from the SFT model unless ``init_path`` says."""
 
-    name, job, role, worker_cls = "reward_model", "rm", "reward", RewardTrainerWorker
+    what: str
+    """What the stage trains, for messages."""
 
     def init_folder(self) -> ModelFolder:
+        init_field = f"{self.name}.init_path"
         if self.section.init_path is not None:
-            return ModelFolder(self.name, "reward_model.init_path", self.section.init_path)
+            return ModelFolder(self.name, init_field, self.section.init_path)
         sft_model = self.cfg.sft.checkpoint.export_dir
         if sft_model is None or not Path(sft_model).is_dir():
             raise FileNotFoundError(
-                f"reward_model.init_path is not set, so the reward model starts from the SFT model at "
+                f"{init_field} is not set, so the {self.what} starts from the SFT model at "
                 f"sft.checkpoint.export_dir ({sft_model}), which does not exist: run `rlhf-ray sft` first "
-                "or set reward_model.init_path to a model folder"
+                f"or set {init_field} to a model folder"
             )
         return ModelFolder(self.name, "sft.checkpoint.export_dir", sft_model)
 
@@ -84,6 +88,12 @@ class RewardModelStage(Stage[PreferencePair]):
 
     def batch(self, items: list[PreferencePair], pad_token_id: int) -> PreferenceBatch:
         return preference_batch(items, pad_token_id)
+
+
+class RewardModelStage(PreferenceStage):
+    """Stage 2: a sequence scorer learns the labellers' preferences (Bradley-Terry loss)."""
+
+    name, job, role, worker_cls, what = "reward_model", "rm", "reward", RewardTrainerWorker, "reward model"
 
     def evaluate(self, group: RoleGroup, batch: PreferenceBatch) -> dict[str, float]:
         scores = group.pair_scores(batch).result()
@@ -96,3 +106,17 @@ class RewardModelStage(Stage[PreferencePair]):
         """Save the mean and std of the scores of every training response, for ``reward.normalize``."""
         scores = group.pair_scores(self.batch(train_items, pad_token_id)).result().flatten()
         RewardStats(float(scores.mean()), float(scores.std()), scores.numel()).save(export_dir)
+
+
+class DPOStage(PreferenceStage):
+    """The policy learns the labellers' preferences directly (DPO), against its starting weights."""
+
+    name, job, role, worker_cls, what = "dpo", "dpo", "policy", DPOWorker, "DPO policy"
+
+    def evaluate(self, group: RoleGroup, batch: PreferenceBatch) -> dict[str, float]:
+        loss, stats = dpo_objective(group.pair_logprobs(batch).result(), self.cfg.dpo)
+        return {"eval/loss": float(loss)} | {f"eval/{name}": float(value) for name, value in stats.items()}
+
+
+STAGES = {stage.name: stage for stage in (SFTStage, RewardModelStage, DPOStage)}
+"""Each stage by its config section."""

@@ -1,4 +1,4 @@
-"""The loop of the stages that train one model on a fixed dataset (SFT, reward model).
+"""The loop of the stages that train one model on a fixed dataset (SFT, reward model, DPO).
 
 One step: draw a global batch (seeded, resumable) -> one optimizer step on the role group -> log;
 evaluate on the held-out set before training (step 0), every ``eval_interval`` steps and at the end; checkpoint every
@@ -43,9 +43,9 @@ class Stage(Generic[Item]):
     """What one supervised stage trains, on what, and how it is judged."""
 
     name: str
-    """The config section (``sft``, ``reward_model``)."""
+    """The config section (``sft``, ``reward_model``, ``dpo``)."""
     job: str
-    """Short name for runs and progress (``sft``, ``rm``)."""
+    """Short name for runs and progress (``sft``, ``rm``, ``dpo``)."""
     role: str
     """Whose ranks (``resources.<role>``) train the model."""
     worker_cls: type

@@ -299,6 +299,45 @@ def test_a_pipeline_optimises_a_trained_reward_model():
     assert issues["sft.checkpoint.export_dir"] == "is required: the next stage reads the model there"
 
 
+def test_a_dpo_pipeline_checks_the_dpo_stage_and_needs_no_reward_model():
+    raw = base(
+        labeller={},
+        pipeline={"method": "dpo"},
+        reward={"source": "function", "function": "rlhf_ray.rewards.demo:concise"},
+        reward_model={"checkpoint": {"export_dir": None}},
+        dpo={"train": {"micro_batch_size": 4, "global_batch_size": 6}, "checkpoint": {"export_dir": None}},
+    )
+    assert stage_issues(raw, "pipeline") == {
+        "dpo.train.global_batch_size": (
+            "6 is not a multiple of micro_batch_size x data-parallel ranks (resources.policy) = 4 x 1 = 4"
+        ),
+        "dpo.checkpoint.export_dir": "is required: the next stage reads the model there",
+    }
+
+
+@pytest.mark.parametrize(
+    ("dpo", "path", "message"),
+    [
+        ({"loss": "kto"}, "dpo.loss", "Input should be 'dpo', 'cdpo' or 'ipo'"),
+        ({"beta": 0}, "dpo.beta", "Input should be greater than 0"),
+        ({"label_smoothing": 0.5}, "dpo.label_smoothing", "Input should be less than 0.5"),
+    ],
+)
+def test_a_bad_dpo_loss_name_or_beta_is_named(dpo, path, message):
+    issues = issues_of(base(dpo=dpo))
+    assert issues[path].startswith(message), issues
+
+
+def test_label_smoothing_goes_with_conservative_dpo_only():
+    validate_config(base(labeller={}, dpo={"loss": "cdpo", "label_smoothing": 0.1}), stages=("dpo",))
+    assert stage_issues(base(labeller={}, dpo={"loss": "cdpo"}), "dpo") == {
+        "dpo.label_smoothing": "must be > 0 with dpo.loss 'cdpo' (at 0 it is plain 'dpo')"
+    }
+    assert stage_issues(base(labeller={}, dpo={"loss": "ipo", "label_smoothing": 0.1}), "dpo") == {
+        "dpo.label_smoothing": "applies only to dpo.loss 'cdpo', not 'ipo'; set it to 0"
+    }
+
+
 def test_gold_and_labeller_functions_must_import():
     issues = issues_of(base(reward={"gold_function": "rlhf_ray.rewards.gold:nope"}, labeller={"gold_function": "x"}))
     assert issues["reward.gold_function"] == "module 'rlhf_ray.rewards.gold' has no function 'nope'"

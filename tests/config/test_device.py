@@ -28,6 +28,7 @@ def test_auto_precisions_and_dtypes_become_the_devices(bf16, precision, dtype):
     decided = DeviceProfile("cpu", bf16=bf16).resolved(cfg)
     assert (decided.train.policy.precision, decided.train.critic.precision) == (precision, precision)
     assert (decided.sft.train.precision, decided.reward_model.train.precision) == (precision, precision)
+    assert decided.dpo.train.precision == precision
     assert (decided.rollout.dtype, decided.models.reference.dtype, decided.models.reward.dtype) == (dtype,) * 3
     assert decided.train.policy.lr == cfg.train.policy.lr and decided.name == cfg.name
 
@@ -43,6 +44,7 @@ def test_explicit_choices_stay_and_a_decided_config_is_returned_as_is():
             models={"reference": {"dtype": "float16"}, "reward": {"dtype": "float32"}},
             sft={"train": {"precision": "fp32"}},
             reward_model={"train": {"precision": "fp32"}},
+            dpo={"train": {"precision": "fp32"}},
         )
     )
     decided = DeviceProfile("cpu", bf16=True).resolved(cfg)

@@ -4,6 +4,7 @@ import pytest
 
 from rlhf_ray.distributed.dispatch import Dispatch, dispatch_mode
 from rlhf_ray.workers import CriticWorker, PolicyWorker, ReferenceWorker, RewardFunctionWorker, RewardModelWorker
+from rlhf_ray.workers.dpo import DPOWorker
 from rlhf_ray.workers.reward_trainer import RewardTrainerWorker
 from rlhf_ray.workers.sft import SFTWorker
 
@@ -18,6 +19,7 @@ DECLARED = {
     RewardFunctionWorker: {"setup": Dispatch.ALL, "scores": Dispatch.SHARDED},
     SFTWorker: {"update": Dispatch.EVEN, "response_nll": Dispatch.SHARDED},
     RewardTrainerWorker: {"update": Dispatch.EVEN, "pair_scores": Dispatch.SHARDED},
+    DPOWorker: {"setup": Dispatch.ALL, "update": Dispatch.EVEN, "pair_logprobs": Dispatch.SHARDED},
 }  # fmt: skip
 
 

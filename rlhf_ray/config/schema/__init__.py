@@ -54,7 +54,10 @@ from rlhf_ray.config.schema.sampling import (
 )
 from rlhf_ray.config.schema.stages import (
     DatasetFileConfig,
+    DPOConfig,
+    DPOLoss,
     LabellerConfig,
+    PipelineConfig,
     PreferenceDataConfig,
     RewardModelStageConfig,
     SFTConfig,
@@ -73,6 +76,8 @@ __all__ = [
     "CheckpointConfig",
     "Config",
     "CriticTrainingConfig",
+    "DPOConfig",
+    "DPOLoss",
     "DataConfig",
     "DatasetFileConfig",
     "Dtype",
@@ -85,6 +90,7 @@ __all__ = [
     "OptimizationConfig",
     "PositiveInt",
     "Precision",
+    "PipelineConfig",
     "PreferenceDataConfig",
     "Probability",
     "ROLES",

@@ -10,7 +10,13 @@ from rlhf_ray.config.schema.outputs import CheckpointConfig, LoggingConfig
 from rlhf_ray.config.schema.role_sections import ModelsConfig, ResourcesConfig, TrainConfig
 from rlhf_ray.config.schema.roles import ROLE_SPECS, ROLES, RoleName
 from rlhf_ray.config.schema.sampling import DataConfig, RolloutConfig
-from rlhf_ray.config.schema.stages import LabellerConfig, RewardModelStageConfig, SFTConfig
+from rlhf_ray.config.schema.stages import (
+    DPOConfig,
+    LabellerConfig,
+    PipelineConfig,
+    RewardModelStageConfig,
+    SFTConfig,
+)
 
 
 class Config(Section):
@@ -42,6 +48,10 @@ class Config(Section):
     """Stage 1 of the pipeline: supervised fine-tuning (``rlhf-ray sft``)."""
     reward_model: RewardModelStageConfig = Field(default_factory=RewardModelStageConfig)
     """Stage 2 of the pipeline: reward-model training (``rlhf-ray rm``)."""
+    dpo: DPOConfig = Field(default_factory=DPOConfig)
+    """DPO of the policy on the preference pairs (``rlhf-ray dpo``): stage 2 of a ``dpo`` pipeline."""
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    """What ``rlhf-ray pipeline`` runs after SFT."""
     labeller: LabellerConfig | None = None
     """Simulated labellers writing the SFT and preference data; None: the stages read given files."""
 

@@ -1,8 +1,8 @@
-"""The SFT and reward-model stages of the pipeline, and the simulated labellers."""
+"""The SFT, reward-model and DPO stages of the pipeline, which of them it runs, and the simulated labellers."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -95,6 +95,39 @@ class RewardModelStageConfig(SupervisedStageConfig):
         )
     )
     """Checkpoints, resume, and the exported model (with its reward statistics) PPO reads."""
+
+
+DPOLoss = Literal["dpo", "cdpo", "ipo"]
+
+
+class DPOConfig(SupervisedStageConfig):
+    """Direct preference optimisation of the policy on preference pairs (``rlhf-ray dpo``), against the
+    frozen starting model as reference. Runs on the policy's ranks (``resources.policy``). ``init_path``
+    None: the SFT stage's exported model."""
+
+    loss: DPOLoss = "dpo"
+    """``dpo``: -log sigmoid(beta * margin of log-ratios) (Rafailov et al. 2023); ``cdpo``: the same
+    with labels assumed flipped with probability ``label_smoothing``; ``ipo``: (margin - 1 / (2 beta))^2
+    (Azar et al. 2023)."""
+    beta: Annotated[float, Field(gt=0.0)] = 0.1
+    """Strength of the leash to the reference: the implicit reward is beta * (policy - reference) log-probs."""
+    label_smoothing: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.0
+    """``cdpo``'s probability that a pair's labels are flipped; 0 for ``dpo`` and ``ipo``."""
+    data: PreferenceDataConfig = Field(default_factory=PreferenceDataConfig)
+    """Preference pairs (the same files and columns as ``reward_model.data``)."""
+    train: OptimizationConfig = Field(default_factory=lambda: OptimizationConfig(lr=5e-7))
+    """Optimisation; ``micro_batch_size`` and ``global_batch_size`` count pairs."""
+    checkpoint: CheckpointConfig = Field(
+        default_factory=lambda: CheckpointConfig(dir="outputs/dpo/checkpoints", export_dir="outputs/dpo/model")
+    )
+    """Checkpoints, resume, and the exported policy."""
+
+
+class PipelineConfig(Section):
+    """What ``rlhf-ray pipeline`` runs after SFT."""
+
+    method: Literal["ppo", "dpo"] = "ppo"
+    """``ppo``: reward model, then PPO against it (InstructGPT); ``dpo``: DPO on the preference pairs."""
 
 
 class LabellerConfig(Section):
