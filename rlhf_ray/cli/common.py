@@ -33,14 +33,22 @@ def name_the_accelerator() -> None:
 
 def input_errors() -> tuple[type[Exception], ...]:
     """What a run raises, before any actor starts, for input it cannot use: bad data rows, a missing or
-    unusable model folder, a cluster that does not answer, a checkpoint folder it cannot write. (Imported
-    here, when a run starts, so that ``validate`` stays light.)"""
+    unusable model folder, a cluster or reward server that does not answer, a checkpoint folder it cannot
+    write. (Imported here, when a run starts, so that ``validate`` stays light.)"""
     from rlhf_ray.data.records import DataError
     from rlhf_ray.distributed.cluster import ClusterUnreachableError
     from rlhf_ray.models.checks import ModelFolderError
+    from rlhf_ray.rewards.http import RewardServerUnreachable
     from rlhf_ray.trainers.checkpoint import CheckpointWriteError
 
-    return DataError, FileNotFoundError, ClusterUnreachableError, ModelFolderError, CheckpointWriteError
+    return (
+        DataError,
+        FileNotFoundError,
+        ClusterUnreachableError,
+        ModelFolderError,
+        CheckpointWriteError,
+        RewardServerUnreachable,
+    )
 
 
 def add_command(commands, name: str, help_text: str, run) -> argparse.ArgumentParser:

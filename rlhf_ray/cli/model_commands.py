@@ -1,4 +1,5 @@
-"""The commands that try and judge a model: ``generate``, ``chat``, ``eval``, and ``plot`` of a run's metrics."""
+"""The commands that try and judge a model: ``generate``, ``chat``, ``eval``, ``reward-server``, and ``plot``
+of a run's metrics."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from rlhf_ray.cli.common import add_command, input_errors, load, name_the_accelerator
 from rlhf_ray.config import EXIT_CONFIG_ERROR, Config, ConfigError
+from rlhf_ray.serving.options import ServerOptions
 
 
 def _plot(args: argparse.Namespace) -> int:
@@ -127,6 +129,63 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reward_server(args: argparse.Namespace) -> int:
+    name_the_accelerator()
+    from rlhf_ray.rewards.functions import RewardError
+    from rlhf_ray.serving.reward_server import ServedReward, serve_reward
+
+    served = ServedReward(args.target, args.dtype, args.normalize)
+    options = ServerOptions(
+        args.host,
+        args.port,
+        args.replicas,
+        args.max_batch_size,
+        args.batch_wait_s,
+        args.cpus_per_replica,
+        args.gpus_per_replica,
+        args.address,
+    )
+    try:
+        served.check()
+    except (ImportError, AttributeError, RewardError, *input_errors()) as exc:
+        print(f"reward-server: {args.target}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    serve_reward(served, options, ready=lambda url: print(f"serving {args.target} at {url} (Ctrl-C stops)", flush=True))
+    return 0
+
+
+def _add_reward_server(commands) -> None:
+    defaults = ServerOptions()
+    server = commands.add_parser(
+        "reward-server",
+        help="serve a reward model or function over HTTP (Ray Serve) for runs with reward.source: http",
+    )
+    server.add_argument("target", metavar="MODEL_FOLDER|module:function", help="a reward-model folder or a function")
+    server.add_argument("--host", default=defaults.host, help=f"the address to listen on (default: {defaults.host})")
+    server.add_argument("--port", type=int, default=defaults.port, help=f"(default: {defaults.port})")
+    server.add_argument("--replicas", type=int, default=defaults.replicas, help="Ray Serve replicas (default: 1)")
+    server.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=defaults.max_batch_size,
+        help=f"requests gathered into one forward (default: {defaults.max_batch_size})",
+    )
+    server.add_argument(
+        "--batch-wait-s",
+        type=float,
+        default=defaults.batch_wait_s,
+        help=f"how long a request waits for others to join its batch (default: {defaults.batch_wait_s:g})",
+    )
+    server.add_argument("--cpus-per-replica", type=float, default=defaults.cpus_per_replica)
+    server.add_argument("--gpus-per-replica", type=float, default=defaults.gpus_per_replica)
+    server.add_argument("--dtype", default="float32", help="the reward model's dtype (default: float32)")
+    server.add_argument(
+        "--normalize", action="store_true", help="standardise the model's scores with the statistics rm saved"
+    )
+    server.add_argument("--address", help="a Ray cluster to join (default: start one on this machine)")
+    server.set_defaults(run=_reward_server)
+
+
 def _add_sampling_flags(command: argparse.ArgumentParser) -> None:
     from rlhf_ray.config.schema import ROLLOUT_ENGINES
 
@@ -182,3 +241,4 @@ def add_model_commands(commands) -> None:
         "--pass-threshold", type=float, default=0.5, metavar="R", help="a response passes with reward > R"
     )
     evaluation.add_argument("--output", type=Path, metavar="JSON", help="write the summary here")
+    _add_reward_server(commands)

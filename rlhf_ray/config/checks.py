@@ -7,6 +7,7 @@ them run, so a user sees every problem at once, before any Ray actor starts.
 from __future__ import annotations
 
 import importlib
+from urllib.parse import urlsplit
 
 from rlhf_ray.config.algorithm_checks import check_algorithm, check_registered_names
 from rlhf_ray.config.issues import ConfigIssue
@@ -64,6 +65,19 @@ def _check_models(cfg: Config) -> list[ConfigIssue]:
     return issues
 
 
+def _check_reward_server(url: str | None) -> list[ConfigIssue]:
+    if url is None:
+        return [ConfigIssue("reward.server.url", "is required when reward.source is 'http' (e.g. http://host:8000/)")]
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return [ConfigIssue("reward.server.url", f"{url!r} is not an http:// or https:// URL with a host")]
+    try:
+        parts.port  # noqa: B018 - reading the port parses it
+    except ValueError as exc:
+        return [ConfigIssue("reward.server.url", f"{url!r}: {exc}")]
+    return []
+
+
 def _check_reward(cfg: Config) -> list[ConfigIssue]:
     reward = cfg.reward
     columns = prompt_columns(cfg.data)
@@ -71,13 +85,21 @@ def _check_reward(cfg: Config) -> list[ConfigIssue]:
     if cfg.labeller is not None:  # judges the synthetic prompts, which have no other column
         issues += _check_function("labeller.gold_function", cfg.labeller.gold_function, columns=set())
     named = [name for name, value in (("function", reward.function), ("functions", reward.functions)) if value]
-    if reward.source == "model":
-        return issues + [
-            ConfigIssue(f"reward.{name}", "is set but reward.source is 'model': set source to 'function'")
+    if reward.source != "function":
+        issues += [
+            ConfigIssue(f"reward.{name}", f"is set but reward.source is {reward.source!r}: set source to 'function'")
             for name in named
         ]
-    if reward.normalize:
-        issues.append(ConfigIssue("reward.normalize", "applies to a reward model; reward.source is 'function'"))
+    if reward.source == "http":
+        issues += _check_reward_server(reward.server.url)
+    elif reward.server.url is not None:
+        issues.append(
+            ConfigIssue("reward.server.url", f"is set but reward.source is {reward.source!r}: set source to 'http'")
+        )
+    if reward.normalize and reward.source != "model":
+        issues.append(ConfigIssue("reward.normalize", f"applies to a reward model; reward.source is {reward.source!r}"))
+    if reward.source != "function":
+        return issues
     if not named:
         return [
             *issues,

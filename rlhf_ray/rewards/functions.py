@@ -60,13 +60,20 @@ def call_reward_function(
         values = list(function(**passed))
     except Exception as exc:
         raise RewardError(f"reward function {name} failed on a batch of {batch_size}: {exc!r}") from exc
-    if len(values) != batch_size:
-        raise RewardError(f"reward function {name} returned {len(values)} values for {batch_size} samples")
+    return checked_rewards(values, f"reward function {name}", arguments["responses"])
+
+
+def checked_rewards(values: list[Any], source: str, responses: Sequence[str], first_sample: int = 0) -> torch.Tensor:
+    """[B] float32 rewards from ``values``, one finite number for each of the B ``responses``; otherwise
+    a ``RewardError`` naming ``source`` and the samples (numbered from ``first_sample``)."""
+    if len(values) != len(responses):
+        raise RewardError(f"{source} returned {len(values)} values for {len(responses)} samples")
     bad = [i for i, value in enumerate(values) if not _is_finite_number(value)]
     if bad:
-        responses = arguments["responses"]
-        shown = "; ".join(f"sample {i}: {values[i]!r} for response {responses[i][:60]!r}" for i in bad[:5])
-        raise RewardError(f"reward function {name} returned no finite number for {len(bad)} sample(s): {shown}")
+        shown = "; ".join(
+            f"sample {first_sample + i}: {values[i]!r} for response {responses[i][:60]!r}" for i in bad[:5]
+        )
+        raise RewardError(f"{source} returned no finite number for {len(bad)} sample(s): {shown}")
     return torch.tensor(values, dtype=torch.float32)
 
 

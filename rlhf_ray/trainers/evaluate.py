@@ -23,6 +23,7 @@ from rlhf_ray.models import load_tokenizer
 from rlhf_ray.models.checks import ModelFolder, check_model_folders
 from rlhf_ray.models.paths import ModelPaths, model_folders
 from rlhf_ray.rewards.functions import call_reward_function, import_reward_function, reward_arguments
+from rlhf_ray.rewards.http import check_reward_server
 from rlhf_ray.trainers.sampling import Sampler
 from rlhf_ray.workers.groups import setup_arguments
 
@@ -107,6 +108,7 @@ def evaluate(cfg: Config, request: EvalRequest) -> EvalReport:
     paths = model_folders(cfg)
     model = request.model or paths.policy
     _check_folders(model, request.baseline, paths.reward)
+    check_reward_server(cfg.reward)
     prompts_file = request.prompts or cfg.data.eval_path
     if prompts_file is None:
         raise DataError("data.eval_path: not set; set it or pass --prompts FILE")

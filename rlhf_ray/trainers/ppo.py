@@ -26,6 +26,7 @@ from rlhf_ray.distributed.failures import RestartBudget, RoleFailure
 from rlhf_ray.engines.rollout import SamplingSpec
 from rlhf_ray.models import load_tokenizer
 from rlhf_ray.models.paths import resolve_model_paths
+from rlhf_ray.rewards.http import check_reward_server
 from rlhf_ray.tracking import PhaseTimer, Tracker, default_run_name
 from rlhf_ray.trainers.checkpoint import Checkpointer
 from rlhf_ray.trainers.intervals import every
@@ -63,6 +64,7 @@ class PPORun:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.paths = resolve_model_paths(cfg)
+        check_reward_server(cfg.reward)
         self.tokenizer = load_tokenizer(self.paths.policy, "left", role="policy")
         self.train_set = load_prompts(cfg.data.train_path, cfg.data, self.tokenizer, cfg.seed)
         self.eval_set = (

@@ -34,6 +34,8 @@ def role_lines(cfg: Config, roles: RoleGroups, device: str) -> list[str]:
 
 
 def _computes(cfg: Config, role: str) -> str:
+    if role == "reward" and cfg.reward.source == "http":
+        return f"client of the reward server {cfg.reward.server.url}"
     if role == "reward" and cfg.reward.source == "function":
         functions = cfg.reward.weighted_functions()
         if len(functions) == 1:

@@ -4,7 +4,7 @@ from rlhf_ray.rewards.functions import RewardError
 from rlhf_ray.workers.critic import CriticWorker
 from rlhf_ray.workers.policy import PolicyWorker
 from rlhf_ray.workers.reference import ReferenceWorker
-from rlhf_ray.workers.reward import RewardFunctionWorker, RewardModelWorker
+from rlhf_ray.workers.reward import RewardFunctionWorker, RewardModelWorker, RewardServerWorker
 
 __all__ = [
     "CriticWorker",
@@ -13,4 +13,5 @@ __all__ = [
     "RewardError",
     "RewardFunctionWorker",
     "RewardModelWorker",
+    "RewardServerWorker",
 ]

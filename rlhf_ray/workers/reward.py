@@ -1,4 +1,5 @@
-"""The reward: one scalar per (prompt, response), from a sequence-scoring model or Python functions.
+"""The reward: one scalar per (prompt, response), from a sequence-scoring model, Python functions or a
+reward server.
 
 A reward function's output is checked by ``rlhf_ray.rewards.functions``: a reward is never silently
 replaced by zero. Several functions make the reward as their weighted sum.
@@ -15,6 +16,7 @@ from rlhf_ray.models import load_sequence_score_model
 from rlhf_ray.models.forward import sequence_scores
 from rlhf_ray.models.reward_stats import RewardStats
 from rlhf_ray.rewards.functions import RewardSum, call_reward_function, import_reward_function, reward_arguments
+from rlhf_ray.rewards.http import RewardClient
 from rlhf_ray.workers.base import FrozenRoleWorker, RoleWorker
 
 
@@ -67,3 +69,16 @@ class RewardFunctionWorker(RoleWorker):
         arguments = reward_arguments(batch.texts, batch.columns)
         values = [call_reward_function(function, spec, arguments, len(batch)) for spec, function in self.functions]
         return torch.stack(values, dim=1)
+
+
+class RewardServerWorker(RoleWorker):
+    """A client of the reward server at ``reward.server.url``."""
+
+    @dispatch(Dispatch.ALL)
+    def setup(self) -> None:
+        self.client = RewardClient(self.cfg.reward.server)
+
+    @dispatch(Dispatch.SHARDED)
+    def scores(self, batch: SequenceBatch) -> torch.Tensor:
+        """[B] the server's scores, clipped."""
+        return _clipped(self.client.scores(reward_arguments(batch.texts, batch.columns)), self.cfg.reward.clip)

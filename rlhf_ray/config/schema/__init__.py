@@ -11,6 +11,7 @@ from rlhf_ray.config.schema.algorithm import (
     KLConfig,
     RewardConfig,
     RewardFunctionConfig,
+    RewardServerConfig,
     RolloutCorrectionConfig,
 )
 from rlhf_ray.config.schema.base import (
@@ -100,6 +101,7 @@ __all__ = [
     "ResourcesConfig",
     "RewardConfig",
     "RewardFunctionConfig",
+    "RewardServerConfig",
     "RewardModelStageConfig",
     "RoleName",
     "RoleResources",

@@ -116,11 +116,36 @@ class RewardFunctionConfig(Section):
         return self.name or self.function.partition(":")[2]
 
 
+class RewardServerConfig(Section):
+    """A reward computed by a server (``reward.source: http``): each request posts a batch of samples as
+    JSON, ``{"prompts": [...], "responses": [...], "labels": [...], "columns": {name: [...]}}`` (the
+    prompts as the policy saw them; the prompt rows' other columns by name), and the answer is
+    ``{"scores": [...]}``, one finite number per sample. ``rlhf-ray reward-server`` serves a reward model
+    or a reward function this way."""
+
+    url: str | None = None
+    """The endpoint, e.g. ``http://judge:8000/score``."""
+    timeout_s: Annotated[float, Field(gt=0.0)] = 60.0
+    """Seconds one request may take."""
+    retries: Annotated[int, Field(ge=0)] = 3
+    """Attempts after the first for a request that times out, cannot connect, or is answered 408, 429 or
+    5xx; any other error status fails at once."""
+    backoff_s: Annotated[float, Field(ge=0.0)] = 1.0
+    """Wait before the first retry, doubled before each next one (at most ``max_backoff_s``)."""
+    max_backoff_s: Annotated[float, Field(ge=0.0)] = 30.0
+    """The longest wait between two attempts."""
+    max_concurrency: Annotated[int, Field(ge=1)] = 4
+    """Requests in flight at once, per reward rank."""
+    batch_size: Annotated[int, Field(ge=1)] = 64
+    """Samples per request."""
+
+
 class RewardConfig(Section):
     """Where the scalar reward of a response comes from."""
 
-    source: Literal["model", "function"] = "model"
-    """A sequence-scoring model (``models.reward``) or Python functions (``function`` or ``functions``)."""
+    source: Literal["model", "function", "http"] = "model"
+    """A sequence-scoring model (``models.reward``), Python functions (``function`` or ``functions``), or a
+    server (``server``)."""
     function: str | None = None
     """``module:function`` returning one float per sample. It is called by keyword, each argument a list
     with one entry per sample: ``prompts``, ``responses`` (also as ``completions``), ``labels`` (None
@@ -131,9 +156,11 @@ class RewardConfig(Section):
     """Several functions (instead of ``function``), each ``{function: module:function, weight: 1.0}``:
     the reward is the weighted sum of their values, and each one's mean value is logged as
     ``rollout/reward/<name>``."""
+    server: RewardServerConfig = Field(default_factory=RewardServerConfig)
+    """The reward server, its timeouts, retries and concurrency (``source: http``)."""
     clip: Annotated[float, Field(gt=0.0)] | None = None
-    """Clip scores (a reward model's, or the functions' weighted sum) to [-clip, clip]; None keeps them
-    as they are."""
+    """Clip scores (a reward model's, the functions' weighted sum, or a server's) to [-clip, clip]; None
+    keeps them as they are."""
     normalize: bool = False
     """Standardise reward-model scores with the mean and std over its training responses, saved with
     the model by ``rlhf-ray rm`` (applied before ``clip``)."""

@@ -53,6 +53,8 @@ def _always(cfg: Config) -> bool:
     return True
 
 
+_REWARD_WORKERS = {"model": "RewardModelWorker", "function": "RewardFunctionWorker", "http": "RewardServerWorker"}
+
 ROLES: tuple[RoleSpec, ...] = (
     RoleSpec(
         "policy",
@@ -86,15 +88,12 @@ ROLES: tuple[RoleSpec, ...] = (
     ),
     RoleSpec(
         "reward",
-        about="The sequence-scoring reward model. Unused when ``reward.source`` is ``function``.",
-        worker=lambda cfg: (
-            "rlhf_ray.workers.reward:"
-            + ("RewardModelWorker" if cfg.reward.source == "model" else "RewardFunctionWorker")
-        ),
+        about="The reward: a sequence-scoring model, Python functions or a server's client (``reward.source``).",
+        worker=lambda cfg: "rlhf_ray.workers.reward:" + _REWARD_WORKERS[cfg.reward.source],
         model=FrozenModelConfig,
         training=None,
         active=_always,
-        uses_accelerator=lambda cfg: cfg.reward.source == "model",  # a reward function runs on a CPU
+        uses_accelerator=lambda cfg: cfg.reward.source == "model",  # functions and clients run on a CPU
         model_folder=lambda cfg, tiny, policy: (
             (cfg.models.reward.path or str(tiny.reward)) if cfg.reward.source == "model" else None
         ),
