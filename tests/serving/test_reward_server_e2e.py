@@ -1,6 +1,6 @@
-"""`rlhf-ray reward-server` on loopback (Ray Serve) end to end: a reward model's scores equal the reward
-role's in this process, and a PPO run with ``reward.source: http`` gets exactly the served function's
-rewards."""
+"""A reward served over HTTP end to end: `rlhf-ray reward-server` (Ray Serve) on loopback scores as the
+reward role does in this process, and a PPO run with ``reward.source: http`` gets exactly a server's
+scores."""
 
 import os
 import signal
@@ -18,8 +18,10 @@ from rlhf_ray.config.schema import RewardServerConfig
 from rlhf_ray.data import pack_sequences
 from rlhf_ray.data.records import token_ids
 from rlhf_ray.models import load_tokenizer
+from rlhf_ray.rewards.demo import concise
 from rlhf_ray.rewards.http import RewardClient
 from rlhf_ray.workers import RewardModelWorker
+from tests.support.scripted_server import ScriptedServer
 from tests.support.tiny_roles import role_config
 from tests.trainers.test_ppo_e2e import metrics, run_train
 
@@ -74,21 +76,29 @@ def test_a_served_reward_model_scores_as_the_reward_role_does(tiny_dir, tiny_pat
     assert malformed.status_code == 422 and "1 prompts, but responses has 0" in malformed.text
 
 
+def concise_scores(body, attempt):
+    return 200, {"scores": concise(body["prompts"], body["responses"], body["labels"])}
+
+
 @pytest.mark.vllm
-def test_ppo_against_a_served_function_gets_its_rewards(tmp_path, closed_port):
-    with reward_server("rlhf_ray.rewards.demo:concise", closed_port) as url:
+def test_ppo_against_a_reward_server_gets_its_scores(tmp_path):
+    server = ScriptedServer(concise_scores)  # a plain server: any that speaks the protocol will do
+    try:
         run_train(
             tmp_path,
             "train.max_steps=2",
             "reward.source=http",
             "reward.function=null",
-            f"reward.server.url={url}",
+            f"reward.server.url={server.url}",
             "reward.gold_function=rlhf_ray.rewards.demo:concise",  # the same function, in the driver
             "checkpoint.export_dir=null",
             "logging.wandb.mode=disabled",
         )
+    finally:
+        server.close()
     by_step = metrics(tmp_path)
     assert sorted(by_step) == [1, 2]
+    assert len(server.requests) == 2  # a step's 64 samples, one request (reward.server.batch_size)
     for step in by_step.values():
         assert step["rollout/reward_mean"] == pytest.approx(step["rollout/gold_reward"], abs=1e-6)
         assert 0 < step["rollout/reward_mean"] <= 1
