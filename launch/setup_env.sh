@@ -4,6 +4,15 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
 
+# The labelling app's browser tests drive Debian's headless Chromium through its chromedriver.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    echo "rlhf_ray: installing chromium and chromium-driver (apt-get) for the browser tests" >&2
+    sudo=""
+    [[ "$(id -u)" == 0 ]] || sudo="sudo"
+    $sudo apt-get install -y -qq chromium chromium-driver >/dev/null \
+        || { $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium chromium-driver >/dev/null; }
+fi
+
 stamp=".venv/.rlhf_ray-install"
 want="$(cat pyproject.toml launch/constraints-cpu.txt | sha256sum | cut -d' ' -f1)"
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && "$PY" -c "import rlhf_ray" 2>/dev/null; then

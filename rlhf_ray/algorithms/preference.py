@@ -9,18 +9,27 @@ DPO_LOSS_TYPES = ("sigmoid", "ipo")
 
 
 def bradley_terry_loss(
-    chosen_scores: torch.Tensor, rejected_scores: torch.Tensor, margin: torch.Tensor | float | None = None
+    chosen_scores: torch.Tensor,
+    rejected_scores: torch.Tensor,
+    margin: torch.Tensor | float | None = None,
+    weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (loss, accuracy) for reward-model scores of preference pairs [N].
 
-    loss = mean of -log sigmoid(chosen - rejected - margin) (the margin, e.g. Llama 2's, demands a larger gap).
-    accuracy (detached) = share of pairs whose chosen score is strictly higher, margin not applied.
+    loss = mean of -log sigmoid(chosen - rejected - margin) (the margin, e.g. Llama 2's, demands a larger gap),
+    weighted by ``weight`` [N] when given: sum(weight * loss) / sum(weight) (InstructGPT's 1 / C(K, 2) on
+    each pair of a ranking of K, so that every ranking counts once).
+    accuracy (detached) = share of pairs whose chosen score is strictly higher, margin not applied, weighted alike.
     """
     require_same_shape(chosen_scores=chosen_scores, rejected_scores=rejected_scores)
     gap = chosen_scores - rejected_scores
     shifted_gap = gap if margin is None else gap - margin
-    accuracy = (gap > 0).float().mean().detach()
-    return -F.logsigmoid(shifted_gap).mean(), accuracy
+    losses, right = -F.logsigmoid(shifted_gap), (gap > 0).float()
+    if weight is None:
+        return losses.mean(), right.mean().detach()
+    require_same_shape(chosen_scores=chosen_scores, weight=weight)
+    total = weight.sum()
+    return (weight * losses).sum() / total, ((weight * right).sum() / total).detach()
 
 
 def dpo_loss(
@@ -31,6 +40,7 @@ def dpo_loss(
     beta: float = 0.1,
     loss_type: str = "sigmoid",
     label_smoothing: float = 0.0,
+    weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Return (loss, chosen_rewards, rejected_rewards) from sequence log-probs [N] (sums over response tokens).
 
@@ -39,6 +49,7 @@ def dpo_loss(
     "sigmoid" is DPO (Rafailov et al. 2023), -log sigmoid(beta * logits); label_smoothing = e assumes the
     labels are flipped with probability e (conservative DPO).
     "ipo" is IPO (Azar et al. 2023), (logits - 1 / (2 * beta))^2, where beta plays the role of tau.
+    The loss is the mean over pairs, or with ``weight`` [N] sum(weight * loss) / sum(weight).
     """
     require_same_shape(
         policy_chosen_logp=policy_chosen_logp,
@@ -62,4 +73,5 @@ def dpo_loss(
         losses = -(1 - label_smoothing) * F.logsigmoid(beta * logits) - label_smoothing * F.logsigmoid(-beta * logits)
     else:
         losses = (logits - 1 / (2 * beta)) ** 2
-    return losses.mean(), beta * chosen_log_ratio.detach(), beta * rejected_log_ratio.detach()
+    loss = losses.mean() if weight is None else (weight * losses).sum() / weight.sum()
+    return loss, beta * chosen_log_ratio.detach(), beta * rejected_log_ratio.detach()

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rlhf_ray.cli.common import add_command, input_errors, load, name_the_accelerator
+from rlhf_ray.cli.label_commands import add_label_commands
 from rlhf_ray.cli.model_commands import add_model_commands
 from rlhf_ray.config import EXIT_CONFIG_ERROR, EXIT_RESUMABLE, dump_config
 from rlhf_ray.jobs.commands import add_job_commands
@@ -128,21 +129,6 @@ def _pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
-def _label(args: argparse.Namespace) -> int:
-    cfg = load(args)
-    if cfg is None:
-        return EXIT_CONFIG_ERROR
-    if cfg.labeller is None:
-        print(f"{args.config}: labeller: not set; nothing to simulate", file=sys.stderr)
-        return EXIT_CONFIG_ERROR
-    from rlhf_ray.data.simulated import simulate_labels
-
-    files = simulate_labels(cfg.labeller, cfg.seed)
-    for path in (files.sft_train, files.sft_eval, files.preferences_train, files.preferences_eval):
-        print(path)
-    return 0
-
-
 def _add_debug_flag(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--debug",
@@ -174,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["sft", "rm", "ppo", "dpo"],
         help="rerun this stage and every later one, even if their models exist",
     )
-    add_command(commands, "label", "write the simulated labellers' SFT and preference files", _label)
+    add_label_commands(commands)
     add_model_commands(commands)
     add_job_commands(commands)
     return parser

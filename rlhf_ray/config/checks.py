@@ -10,6 +10,7 @@ import importlib
 from urllib.parse import urlsplit
 
 from rlhf_ray.config.algorithm_checks import check_algorithm, check_registered_names
+from rlhf_ray.config.feedback_checks import check_feedback
 from rlhf_ray.config.issues import ConfigIssue
 from rlhf_ray.config.resource_checks import check_colocation, check_resources_fit
 from rlhf_ray.config.reward_arguments import prompt_columns, unfillable_parameters
@@ -291,9 +292,12 @@ STAGE_ROLES = {"sft": "policy", "reward_model": "reward", "dpo": "policy"}
 
 def check_stage(cfg: Config, name: str) -> list[ConfigIssue]:
     """Checks of a stage, run when it runs: the SFT (``sft``), reward-model (``reward_model``) or DPO
-    (``dpo``) stage's data source, batch sizes and lengths, or what the ``pipeline`` passes between stages."""
+    (``dpo``) stage's data source, batch sizes and lengths, what the ``pipeline`` passes between stages, or
+    the labelling app's settings (``feedback``)."""
     if name == "pipeline":
         return _check_pipeline(cfg)
+    if name == "feedback":
+        return check_feedback(cfg)
     stage, role = getattr(cfg, name), STAGE_ROLES[name]
     issues = _check_dpo_loss(cfg) if name == "dpo" else []
     if stage.data.train_path is None and cfg.labeller is None:

@@ -36,6 +36,8 @@ class LoadedRows(Generic[Item]):
     items: list[Item]
     skipped: dict[str, int] = field(default_factory=dict)
     """Rows skipped in lenient mode, by kind of problem."""
+    excluded: dict[str, int] = field(default_factory=dict)
+    """Rows left out by rule rather than for a problem (a flagged or skipped ranking), by why."""
 
     def __len__(self) -> int:
         return len(self.items)

@@ -94,9 +94,13 @@ class Sampler:
     def greedy(self) -> SamplingSpec:
         return replace(self.configured(), n=1, temperature=0.0, top_p=1.0, top_k=-1)
 
-    def samples(self, prompts: Sequence[Sequence[int]], sampling: SamplingSpec) -> list[list[Sample]]:
-        """``sampling.n`` samples of each prompt, prompt ``i`` seeded ``sampling.seed + i * n`` as in training."""
-        seeds = [None if sampling.seed is None else sampling.seed + i * sampling.n for i in range(len(prompts))]
+    def samples(
+        self, prompts: Sequence[Sequence[int]], sampling: SamplingSpec, seeds: Sequence[int] | None = None
+    ) -> list[list[Sample]]:
+        """``sampling.n`` samples of each prompt, prompt ``i`` seeded ``seeds[i]``, by default
+        ``sampling.seed + i * n`` as in training."""
+        if seeds is None:
+            seeds = [None if sampling.seed is None else sampling.seed + i * sampling.n for i in range(len(prompts))]
         return self.engine.generate(prompts, sampling, seeds)
 
     def respond(self, prompts: Sequence[Prompt], sampling: SamplingSpec) -> list[list[Response]]:

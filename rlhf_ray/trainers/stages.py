@@ -98,7 +98,8 @@ class RewardModelStage(PreferenceStage):
     def evaluate(self, group: RoleGroup, batch: PreferenceBatch) -> dict[str, float]:
         scores = group.pair_scores(batch).result()
         gap = scores[:, 0] - scores[:, 1]
-        return {"eval/accuracy": float((gap > 0).float().mean()), "eval/margin": float(gap.mean())}
+        accuracy = (batch.weight * (gap > 0).float()).sum() / batch.weight.sum()  # a ranking counts once
+        return {"eval/accuracy": float(accuracy), "eval/margin": float(gap.mean())}
 
     def after_export(
         self, group: RoleGroup, train_items: list[PreferencePair], pad_token_id: int, export_dir: Path
@@ -114,7 +115,7 @@ class DPOStage(PreferenceStage):
     name, job, role, worker_cls, what = "dpo", "dpo", "policy", DPOWorker, "DPO policy"
 
     def evaluate(self, group: RoleGroup, batch: PreferenceBatch) -> dict[str, float]:
-        loss, stats = dpo_objective(group.pair_logprobs(batch).result(), self.cfg.dpo)
+        loss, stats = dpo_objective(group.pair_logprobs(batch).result(), self.cfg.dpo, batch.weight)
         return {"eval/loss": float(loss)} | {f"eval/{name}": float(value) for name, value in stats.items()}
 
 

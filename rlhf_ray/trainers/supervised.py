@@ -119,6 +119,7 @@ def run_stage(stage: Stage) -> StageResult:
                     with timer.phase("checkpoint"):
                         checkpoints.save(step, state, {stage.role: group})
             metrics["data/skipped_rows"] = float(sum(train_rows.skipped.values()))
+            metrics.update({f"data/excluded_rows/{why}": float(n) for why, n in train_rows.excluded.items()})
             tracker.log(step, metrics | timer.metrics())
         export_dir = None
         if section.checkpoint.export_dir is not None:

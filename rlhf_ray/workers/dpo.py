@@ -23,9 +23,11 @@ LOSS_TYPES = {"dpo": "sigmoid", "cdpo": "sigmoid", "ipo": "ipo"}
 """``dpo.loss`` -> ``dpo_loss``'s ``loss_type`` (cDPO is the sigmoid loss with label smoothing)."""
 
 
-def dpo_objective(logprobs: torch.Tensor, dpo: DPOConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def dpo_objective(
+    logprobs: torch.Tensor, dpo: DPOConfig, weight: torch.Tensor | None = None
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The loss of pairs and what is logged of them, from their [N, 4] log-probs summed over each response:
-    policy chosen, policy rejected, reference chosen, reference rejected."""
+    policy chosen, policy rejected, reference chosen, reference rejected; ``weight`` [N] as ``dpo_loss``'s."""
     policy_chosen, policy_rejected, reference_chosen, reference_rejected = logprobs.unbind(-1)
     loss, chosen_rewards, rejected_rewards = dpo_loss(
         policy_chosen,
@@ -35,6 +37,7 @@ def dpo_objective(logprobs: torch.Tensor, dpo: DPOConfig) -> tuple[torch.Tensor,
         beta=dpo.beta,
         loss_type=LOSS_TYPES[dpo.loss],
         label_smoothing=dpo.label_smoothing,
+        weight=weight,
     )
     return loss, {
         "reward_accuracy": (chosen_rewards > rejected_rewards).float().mean(),
@@ -76,9 +79,12 @@ class DPOWorker(TrainedRoleWorker):
 
     @dispatch(Dispatch.EVEN)
     def update(self, pairs: PreferenceBatch) -> dict[str, float]:
-        """One optimizer step on this rank's pairs: the DPO loss, mean over pairs."""
+        """One optimizer step on this rank's pairs: the DPO loss, mean over pairs weighted by their ``weight``
+        over the whole step (so a ranking counts once)."""
         return self._train(
-            pairs, lambda model, micro: dpo_objective(self._policy_and_reference(model, micro), self.cfg.dpo)
+            pairs,
+            lambda model, micro: dpo_objective(self._policy_and_reference(model, micro), self.cfg.dpo, micro.weight),
+            units=lambda micro: float(micro.weight.sum()),
         )
 
     @dispatch(Dispatch.SHARDED)

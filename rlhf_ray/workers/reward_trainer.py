@@ -29,14 +29,15 @@ class RewardTrainerWorker(TrainedRoleWorker):
 
     @dispatch(Dispatch.EVEN)
     def update(self, pairs: PreferenceBatch) -> dict[str, float]:
-        """One optimizer step on this rank's pairs: -log sigmoid(chosen - rejected [- margin])."""
+        """One optimizer step on this rank's pairs: -log sigmoid(chosen - rejected [- margin]), each pair
+        weighted by its ``weight`` over the whole step (so a ranking counts once however its pairs fall)."""
 
         def loss_fn(model: torch.nn.Module, micro: PreferenceBatch):
             chosen, rejected = pair_scores(model, micro).unbind(-1)
-            loss, accuracy = bradley_terry_loss(chosen, rejected, micro.margin)
+            loss, accuracy = bradley_terry_loss(chosen, rejected, micro.margin, micro.weight)
             return loss, {"accuracy": accuracy, "margin": (chosen - rejected).mean().detach()}
 
-        return self._train(pairs, loss_fn)
+        return self._train(pairs, loss_fn, units=lambda micro: float(micro.weight.sum()))
 
     @dispatch(Dispatch.SHARDED)
     def pair_scores(self, pairs: PreferenceBatch) -> torch.Tensor:

@@ -13,8 +13,8 @@ from rlhf_ray.data import SequenceBatch
 from rlhf_ray.engines.deepspeed_engine import TrainingEngine
 
 LossFn = Callable[[torch.nn.Module, SequenceBatch], tuple[torch.Tensor, dict[str, torch.Tensor]]]
-LossUnits = Callable[[SequenceBatch], int]
-"""How many things a micro-batch's loss is the mean of (its valid tokens, its sequences)."""
+LossUnits = Callable[[SequenceBatch], float]
+"""How many things a micro-batch's loss is the mean of (its valid tokens, its sequences, its pairs' weights)."""
 
 
 def train_on_batch(

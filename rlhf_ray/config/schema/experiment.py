@@ -6,6 +6,7 @@ from pydantic import Field
 
 from rlhf_ray.config.schema.algorithm import AlgorithmConfig, RewardConfig
 from rlhf_ray.config.schema.base import Section
+from rlhf_ray.config.schema.feedback import FeedbackConfig
 from rlhf_ray.config.schema.outputs import CheckpointConfig, LoggingConfig
 from rlhf_ray.config.schema.role_sections import ModelsConfig, ResourcesConfig, TrainConfig
 from rlhf_ray.config.schema.roles import ROLE_SPECS, ROLES, RoleName
@@ -54,6 +55,8 @@ class Config(Section):
     """What ``rlhf-ray pipeline`` runs after SFT."""
     labeller: LabellerConfig | None = None
     """Simulated labellers writing the SFT and preference data; None: the stages read given files."""
+    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
+    """Human labelling in a browser (``rlhf-ray label serve``), whose rankings train the reward model."""
 
     def active_roles(self) -> list[RoleName]:
         """The roles this experiment creates actors for, in the role table's order."""

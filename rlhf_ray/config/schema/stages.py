@@ -43,7 +43,11 @@ class SFTDataConfig(DatasetFileConfig):
 
 
 class PreferenceDataConfig(DatasetFileConfig):
-    """Human comparisons: a prompt and a chosen and a rejected response."""
+    """Human comparisons: a prompt and a chosen and a rejected response, or a prompt and a ranking of
+    its responses (the rows ``rlhf-ray label serve`` writes). A ranking of K responses gives its
+    K(K-1)/2 pairs, each weighted 1/(its ranking's pairs) in the loss, so that every ranking counts once
+    (InstructGPT); tied responses give no pair; flagged, skipped and all-tied rankings are left out and
+    counted (``data/excluded_rows/<why>``)."""
 
     chosen_key: str = "chosen"
     """Column of the preferred response (a string, or a one-message assistant turn)."""
@@ -51,6 +55,13 @@ class PreferenceDataConfig(DatasetFileConfig):
     """Column of the other response."""
     margin_key: str | None = None
     """Optional column of a margin by which the chosen score must exceed the rejected (Llama 2)."""
+    ranking_key: str = "ranking"
+    """Column that makes a row a ranking: the indices of ``responses_key``'s responses, best first, in
+    tiers of tied ones (``[[2], [0, 3], [1]]``); null for a skipped or flagged item."""
+    responses_key: str = "responses"
+    """Column of a ranking row's responses (strings)."""
+    flag_key: str = "flag"
+    """Column of a ranking row's flag (``unsafe``, ``nonsense``); a flagged row is left out."""
 
 
 class SupervisedStageConfig(Section):
