@@ -25,11 +25,7 @@ def bradley_terry_loss(
     gap = chosen_scores - rejected_scores
     shifted_gap = gap if margin is None else gap - margin
     losses, right = -F.logsigmoid(shifted_gap), (gap > 0).float()
-    if weight is None:
-        return losses.mean(), right.mean().detach()
-    require_same_shape(chosen_scores=chosen_scores, weight=weight)
-    total = weight.sum()
-    return (weight * losses).sum() / total, ((weight * right).sum() / total).detach()
+    return _weighted_mean(losses, weight), _weighted_mean(right, weight).detach()
 
 
 def dpo_loss(
@@ -73,5 +69,12 @@ def dpo_loss(
         losses = -(1 - label_smoothing) * F.logsigmoid(beta * logits) - label_smoothing * F.logsigmoid(-beta * logits)
     else:
         losses = (logits - 1 / (2 * beta)) ** 2
-    loss = losses.mean() if weight is None else (weight * losses).sum() / weight.sum()
-    return loss, beta * chosen_log_ratio.detach(), beta * rejected_log_ratio.detach()
+    return _weighted_mean(losses, weight), beta * chosen_log_ratio.detach(), beta * rejected_log_ratio.detach()
+
+
+def _weighted_mean(values: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """The mean of ``values`` [N], or with ``weight`` [N] sum(weight * values) / sum(weight)."""
+    if weight is None:
+        return values.mean()
+    require_same_shape(values=values, weight=weight)
+    return (weight * values).sum() / weight.sum()

@@ -45,13 +45,14 @@ PromptSet = LoadedRows[Prompt]
 
 def load_prompts(path: str | None, data: DataConfig, tokenizer: PreTrainedTokenizerBase, seed: int) -> PromptSet:
     """The prompts of ``path`` (None: the built-in synthetic set), tokenised and checked."""
-    rows = read_records(path) if path is not None else _synthetic_rows(seed)
+    rows = read_records(path) if path is not None else synthetic_rows(seed)
     return load_rows(
         rows, lambda row: _prompt(row, data, tokenizer), data.strict, path or "the synthetic prompt set", "data.strict"
     )
 
 
-def _synthetic_rows(seed: int) -> Iterator[tuple[str, dict[str, Any]]]:
+def synthetic_rows(seed: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The built-in synthetic prompts as rows ``{"prompt": ...}``, each named for messages."""
     for index, text in enumerate(synthetic_prompts(seed)):
         yield f"synthetic prompt {index}", {"prompt": text}
 

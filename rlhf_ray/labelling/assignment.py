@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -36,18 +36,14 @@ class Assigner:
         target: int,
         overlap: float,
         lease_s: float,
-        judged: Iterable[tuple[int, str]] = (),
         clock: Callable[[], float] = time.monotonic,
     ):
-        """``judged``: the (item, labeller) of every judgement kept so far."""
         self.target = target
         self.overlap = overlap
         self.lease_s = lease_s
         self._clock = clock
         self._judges: dict[int, list[str]] = {}
         self._leases: dict[int, _Lease] = {}
-        for index, labeller in judged:
-            self.record(index, labeller)
 
     def shared(self, index: int) -> bool:
         """Whether item ``index`` is one of the ``overlap`` share shown to two labellers."""

@@ -7,16 +7,15 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
 from rlhf_ray.config import Config
+from rlhf_ray.data.prompts import synthetic_rows
 from rlhf_ray.data.records import DataError, load_rows, read_records, require_text, token_ids
 from rlhf_ray.data.rendering import render_prompt
-from rlhf_ray.data.synthetic import synthetic_prompts
 from rlhf_ray.trainers.sampling import Sampler
 
 
@@ -52,16 +51,11 @@ def load_label_prompts(cfg: Config, tokenizer: PreTrainedTokenizerBase) -> list[
     """``feedback.prompts_path`` (else ``data.train_path``, else the synthetic prompts), read and checked
     as ``data`` says."""
     path = cfg.feedback.prompts_path or cfg.data.train_path
-    rows = read_records(path) if path is not None else _synthetic_rows(cfg.seed)
+    rows = read_records(path) if path is not None else synthetic_rows(cfg.seed)
     field = "feedback.prompts_path" if cfg.feedback.prompts_path else "data.train_path"
     return load_rows(
         rows, lambda row: _prompt(row, cfg, tokenizer), cfg.data.strict, path or "the synthetic prompt set", field
     ).items
-
-
-def _synthetic_rows(seed: int) -> Iterator[tuple[str, dict[str, Any]]]:
-    for index, text in enumerate(synthetic_prompts(seed)):
-        yield f"synthetic prompt {index}", {"prompt": text}
 
 
 def _prompt(row: dict, cfg: Config, tokenizer: PreTrainedTokenizerBase) -> LabelPrompt:

@@ -17,8 +17,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, model_validator
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from rlhf_ray.config.reward_arguments import STANDARD_ARGUMENTS
 from rlhf_ray.config.schema import RewardConfig, RewardServerConfig
-from rlhf_ray.rewards.functions import RewardError, checked_rewards
+from rlhf_ray.rewards.functions import RewardError, checked_rewards, reward_arguments
 
 CONNECT_TIMEOUT_S = 5.0
 RETRIED_STATUSES = frozenset({408, 429})
@@ -53,14 +54,10 @@ class ScoreRequest(BaseModel):
 
     def arguments(self) -> dict[str, list[Any]]:
         """The keyword arguments a reward function is called with (``rlhf_ray.rewards.functions``)."""
-        labels = self.labels if self.labels is not None else [None] * len(self)
-        return {
-            "prompts": self.prompts,
-            "responses": self.responses,
-            "completions": self.responses,
-            "labels": labels,
-            **self.columns,
-        }
+        texts = {"prompt": self.prompts, "response": self.responses}
+        if self.labels is not None:
+            texts["label"] = self.labels
+        return reward_arguments(texts, self.columns)
 
 
 class ScoreResponse(BaseModel):
@@ -109,7 +106,7 @@ class RewardClient:
     def scores(self, arguments: dict[str, list[Any]]) -> torch.Tensor:
         """[B] rewards of the samples that ``arguments`` (``reward_arguments``) describe."""
         size, step = len(arguments["responses"]), self.server.batch_size
-        columns = {k: v for k, v in arguments.items() if k not in ("prompts", "responses", "completions", "labels")}
+        columns = {name: values for name, values in arguments.items() if name not in STANDARD_ARGUMENTS}
         requests = [
             (
                 first,

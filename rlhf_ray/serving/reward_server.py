@@ -13,6 +13,7 @@ import logging
 import signal
 import threading
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 
 import torch
@@ -131,7 +132,7 @@ def reward_deployment(served: ServedReward, max_batch_size: int, batch_wait_s: f
         @serve.batch(max_batch_size=max_batch_size, batch_wait_timeout_s=batch_wait_s)
         async def score_batch(self, requests: list[ScoreRequest]) -> list[list[float]]:
             scores = await asyncio.to_thread(self.scorer.scores, merged(requests))
-            ends = torch.tensor([len(r) for r in requests]).cumsum(0).tolist()
+            ends = list(accumulate(len(r) for r in requests))
             return [scores[end - len(r) : end] for r, end in zip(requests, ends, strict=True)]
 
     return RewardServer

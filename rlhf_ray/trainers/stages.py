@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from rlhf_ray.algorithms.preference import bradley_terry_loss
 from rlhf_ray.config import Config
 from rlhf_ray.data.preferences import PreferenceBatch, PreferencePair, load_preferences, preference_batch
 from rlhf_ray.data.records import LoadedRows
@@ -96,10 +97,9 @@ class RewardModelStage(PreferenceStage):
     name, job, role, worker_cls, what = "reward_model", "rm", "reward", RewardTrainerWorker, "reward model"
 
     def evaluate(self, group: RoleGroup, batch: PreferenceBatch) -> dict[str, float]:
-        scores = group.pair_scores(batch).result()
-        gap = scores[:, 0] - scores[:, 1]
-        accuracy = (batch.weight * (gap > 0).float()).sum() / batch.weight.sum()  # a ranking counts once
-        return {"eval/accuracy": float(accuracy), "eval/margin": float(gap.mean())}
+        chosen, rejected = group.pair_scores(batch).result().unbind(-1)
+        _, accuracy = bradley_terry_loss(chosen, rejected, weight=batch.weight)  # weighted: a ranking counts once
+        return {"eval/accuracy": float(accuracy), "eval/margin": float((chosen - rejected).mean())}
 
     def after_export(
         self, group: RoleGroup, train_items: list[PreferencePair], pad_token_id: int, export_dir: Path
