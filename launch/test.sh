@@ -5,6 +5,7 @@ here="$(dirname "${BASH_SOURCE[0]}")"
 bash "$here/setup_env.sh"
 source "$here/env.sh"
 cd "$ROOT"
-export RAY_AUTH_MODE=disabled WANDB_MODE=offline
+# PYTHONFAULTHANDLER: a native crash prints every thread's Python stack.
+export RAY_AUTH_MODE=disabled WANDB_MODE=offline PYTHONFAULTHANDLER=1
 # pytest exits 5 when it collects no test: that is a failure here, as is any other non-zero code.
 exec "$PY" -m pytest "$@"

@@ -4,6 +4,7 @@ for the tests that start roles."""
 import contextlib
 import os
 import socket
+import sys
 
 import pytest
 
@@ -67,3 +68,24 @@ def _no_shared_wandb_service():
     subprocesses would attach to that service and write nothing of their own."""
     yield
     os.environ.pop("WANDB_SERVICE", None)
+
+
+_session_exit_status = None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    global _session_exit_status
+    _session_exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """End the test process with pytest's exit status once pytest is done, without the interpreter's
+    teardown: once, after every test had passed, a thread of a native library (the process had held
+    torch, vLLM, Ray and tokenizers in-process) jumped into freed memory while the interpreter shut down,
+    and the segfault made a green run exit 139. The runs the tests start in subprocesses exit normally."""
+    if _session_exit_status is not None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_session_exit_status)
