@@ -43,7 +43,7 @@ def test_validate_names_a_reward_function_parameter_it_cannot_fill_in_seconds(ca
     assert time.monotonic() - start < 5
     assert (
         "reward.functions.1.function: tests.support.reward_functions:needs_a_rubric: parameter 'rubric' cannot be "
-        "filled: it is none of prompts, responses, completions, labels, nor a column of the prompt rows"
+        "filled: it is none of prompts, responses, completions, labels, messages, nor a column of the prompt rows"
     ) in capsys.readouterr().err
 
 

@@ -22,6 +22,8 @@ class AdvantageInput:
     kl_rewards: the KL part of each token's reward, -kl_coef * kl (see kl_penalty_rewards), or zeros
         when the KL is not in the reward.
     values: critic values, needed only by "gae".
+    turn_rewards: rewards of single policy turns of a conversation, each on its turn's last token (the
+        score lands on the row's last valid token); None when there are none.
     eps: guards the divisions by a standard deviation (GRPO and the batch whitening).
     """
 
@@ -32,18 +34,32 @@ class AdvantageInput:
     samples_per_prompt: int
     gamma: float = 1.0
     lam: float = 1.0
+    turn_rewards: torch.Tensor | None = None
     eps: float = 1e-6
 
     def __post_init__(self):
         require_same_shape(kl_rewards=self.kl_rewards, mask=self.mask)
         if self.values is not None:
             require_same_shape(values=self.values, mask=self.mask)
+        if self.turn_rewards is not None:
+            require_same_shape(turn_rewards=self.turn_rewards, mask=self.mask)
         require_scores_per_row(self.scores, self.mask)
 
     def token_rewards(self, scores: torch.Tensor | None = None) -> torch.Tensor:
-        """The KL rewards plus each row's score (``scores``, or the input's) on its last valid token."""
+        """The KL rewards and turn rewards, plus each row's score (``scores``, or the input's) on its last
+        valid token."""
         scores = self.scores if scores is None else scores
-        return self.kl_rewards + torch.where(last_token_mask(self.mask), scores.unsqueeze(-1), 0.0)
+        rewards = self.kl_rewards + torch.where(last_token_mask(self.mask), scores.unsqueeze(-1), 0.0)
+        return rewards if self.turn_rewards is None else rewards + self.turn_rewards
+
+    def row_returns(self) -> torch.Tensor:
+        """[B] what a group estimator compares: each row's score, or with turn rewards, the return of the
+        turn rewards and the score from the row's first valid token (discounted by ``gamma`` per token)."""
+        if self.turn_rewards is None:
+            return self.scores
+        returns = discounted_returns(self.token_rewards() - self.kl_rewards, self.mask, self.gamma)
+        first = self.mask.bool().int().argmax(-1)
+        return returns[torch.arange(len(first)), first]
 
 
 @dataclass(frozen=True)
@@ -129,7 +145,8 @@ def gae(inp: AdvantageInput) -> AdvantageOutput:
 
 
 def _scores_by_group(inp: AdvantageInput, estimator: str) -> torch.Tensor:
-    """Scores reshaped to [num_prompts, samples_per_prompt]."""
+    """The rows' returns (``row_returns``: their scores, without turn rewards) as [num_prompts,
+    samples_per_prompt]."""
     n = inp.samples_per_prompt
     batch_size = inp.scores.shape[0]
     if n < 2:
@@ -142,7 +159,7 @@ def _scores_by_group(inp: AdvantageInput, estimator: str) -> torch.Tensor:
             f"advantage estimator {estimator!r}: batch size {batch_size} is not divisible by "
             f"samples_per_prompt {n}; every prompt must come with all of its samples"
         )
-    return inp.scores.reshape(-1, n)
+    return inp.row_returns().reshape(-1, n)
 
 
 def _group_advantages(per_row: torch.Tensor, inp: AdvantageInput) -> AdvantageOutput:
@@ -189,11 +206,11 @@ def reinforce_plus_plus(inp: AdvantageInput) -> AdvantageOutput:
 
 @register_advantage_estimator("reinforce++_baseline", needs_groups=True)
 def reinforce_plus_plus_baseline(inp: AdvantageInput) -> AdvantageOutput:
-    """REINFORCE++ with a group baseline: like "reinforce++", but each row's score is first centred on its
-    group's mean. The return-to-go of (KL rewards + centred score on the last token) is whitened over the
-    batch; returns holds it before whitening.
+    """REINFORCE++ with a group baseline: like "reinforce++", but the group's mean return is taken off each
+    row's score. The return-to-go of (KL rewards + turn rewards + centred score on the last token) is
+    whitened over the batch; returns holds it before whitening.
     """
     groups = _scores_by_group(inp, "reinforce++_baseline")
-    centred_scores = (groups - groups.mean(-1, keepdim=True)).reshape(-1)
+    centred_scores = inp.scores - groups.mean(-1, keepdim=True).expand_as(groups).reshape(-1)
     returns = discounted_returns(inp.token_rewards(centred_scores), inp.mask, inp.gamma)
     return AdvantageOutput(advantages=masked_whiten(returns, inp.mask, eps=inp.eps), returns=returns)

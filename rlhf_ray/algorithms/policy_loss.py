@@ -82,7 +82,7 @@ def seq_mean_token_sum_norm(per_token: torch.Tensor, mask: torch.Tensor, max_len
     if max_length is None or max_length < 1:
         raise ValueError(
             f"loss aggregation 'seq_mean_token_sum_norm' divides by a constant max_length >= 1 (the longest "
-            f"response, rollout.max_new_tokens), got {max_length}"
+            f"response: rollout.max_new_tokens times rollout.max_turns), got {max_length}"
         )
     return _mean_over_sequences(masked_sum(per_token, mask, dim=-1) / max_length, mask)
 

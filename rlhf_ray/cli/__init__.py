@@ -31,6 +31,7 @@ def _train(args: argparse.Namespace) -> int:
         return EXIT_CONFIG_ERROR
     name_the_accelerator()
     from rlhf_ray.distributed.failures import RoleFailure, RunFailed
+    from rlhf_ray.trainers.conversations import EnvironmentFailure
     from rlhf_ray.trainers.ppo import train
 
     try:
@@ -38,7 +39,7 @@ def _train(args: argparse.Namespace) -> int:
     except input_errors() as exc:
         print(f"{args.config}: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    except (RoleFailure, RunFailed) as exc:
+    except (RoleFailure, RunFailed, EnvironmentFailure) as exc:
         print(f"run failed: {exc}", file=sys.stderr)
         return 1
     if result.stopped_by is not None:
@@ -97,9 +98,9 @@ def _pipeline(args: argparse.Namespace) -> int:
     cfg = load(args, ("pipeline",))
     if cfg is None:
         return EXIT_CONFIG_ERROR
-    from rlhf_ray.trainers.pipeline import STAGES, run_pipeline
+    from rlhf_ray.trainers.pipeline import pipeline_jobs, run_pipeline
 
-    stages = STAGES[cfg.pipeline.method]
+    stages = pipeline_jobs(cfg)
     if args.force and args.force not in stages:
         method = f"pipeline.method {cfg.pipeline.method} ({', '.join(stages)})"
         print(f"pipeline: --force {args.force}: not a stage of {method}", file=sys.stderr)

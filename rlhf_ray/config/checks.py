@@ -10,6 +10,7 @@ import importlib
 from urllib.parse import urlsplit
 
 from rlhf_ray.config.algorithm_checks import check_algorithm, check_registered_names
+from rlhf_ray.config.environment_checks import check_environment
 from rlhf_ray.config.feedback_checks import check_feedback
 from rlhf_ray.config.issues import ConfigIssue
 from rlhf_ray.config.resource_checks import check_colocation, check_resources_fit
@@ -28,6 +29,7 @@ def check_config(cfg: Config) -> list[ConfigIssue]:
         _check_reward,
         check_algorithm,
         _check_engines,
+        check_environment,
         _check_lengths,
         _check_batch_sizes,
         _check_offload,
@@ -226,13 +228,18 @@ def _check_engine_layout(cfg: Config) -> list[ConfigIssue]:
 def _check_lengths(cfg: Config) -> list[ConfigIssue]:
     if cfg.models.tiny is None:
         return []
-    longest = cfg.data.max_prompt_length + cfg.rollout.max_new_tokens
+    longest = cfg.data.max_prompt_length + cfg.rollout.max_continuation_tokens
     if longest > cfg.models.tiny.max_position_embeddings:
+        parts = "data.max_prompt_length + rollout.max_new_tokens"
+        if cfg.rollout.max_turns > 1:
+            parts = (
+                "data.max_prompt_length + rollout.max_turns x rollout.max_new_tokens + (rollout.max_turns - 1) x "
+                "rollout.max_environment_tokens"
+            )
         return [
             ConfigIssue(
                 "models.tiny.max_position_embeddings",
-                f"is {cfg.models.tiny.max_position_embeddings}, shorter than data.max_prompt_length + "
-                f"rollout.max_new_tokens = {longest}",
+                f"is {cfg.models.tiny.max_position_embeddings}, shorter than {parts} = {longest}",
             )
         ]
     return []
@@ -336,15 +343,19 @@ def _check_dpo_loss(cfg: Config) -> list[ConfigIssue]:
 
 
 def _check_pipeline(cfg: Config) -> list[ConfigIssue]:
-    stages = ("sft", "dpo") if cfg.pipeline.method == "dpo" else ("sft", "reward_model")
+    stages = pipeline_stages(cfg)
     issues = [issue for name in stages for issue in check_stage(cfg, name)]
     for name in stages:
         if getattr(cfg, name).checkpoint.export_dir is None:
             issues.append(
                 ConfigIssue(f"{name}.checkpoint.export_dir", "is required: the next stage reads the model there")
             )
-    if cfg.pipeline.method == "ppo" and cfg.reward.source != "model":
-        issues.append(
-            ConfigIssue("reward.source", "must be 'model' in a pipeline: PPO optimises the trained reward model")
-        )
     return issues
+
+
+def pipeline_stages(cfg: Config) -> tuple[str, ...]:
+    """The config sections of the stages ``rlhf-ray pipeline`` runs before PPO, or its DPO stages: SFT, and
+    the reward model when PPO optimises one (not reward functions or a served reward)."""
+    if cfg.pipeline.method == "dpo":
+        return ("sft", "dpo")
+    return ("sft", "reward_model") if cfg.reward.source == "model" else ("sft",)

@@ -1,9 +1,10 @@
 """How a reward function is called, and whether its parameters can all be filled.
 
 A reward function is called by keyword with one list per argument, one entry per sample: ``prompts``,
-``responses`` (also passed as ``completions``), ``labels`` (None where a prompt has no label), and
-every other column of the prompt rows by its name. It is passed the names it has parameters for, or
-all of them when it takes ``**kwargs``.
+``responses`` (also passed as ``completions``; in a conversation, the policy's last answer), ``labels``
+(None where a prompt has no label), ``messages`` (the whole conversation as chat messages, the prompt's
+and the response's included), and every other column of the prompt rows by its name. It is passed the
+names it has parameters for, or all of them when it takes ``**kwargs``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from rlhf_ray.config.schema import DataConfig
 
-STANDARD_ARGUMENTS = ("prompts", "responses", "completions", "labels")
+STANDARD_ARGUMENTS = ("prompts", "responses", "completions", "labels", "messages")
 
 _BY_KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 

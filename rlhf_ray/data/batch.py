@@ -4,6 +4,8 @@ A sequence is a prompt, left-padded to the batch's prompt length, followed by a 
 right-padded to the batch's response length: ``sequences`` is ``[B, P + R]``. Per-token fields of
 the response (log-probs, values, advantages, ...) are ``[B, R]`` and aligned with
 ``response_mask``: position ``t`` is the ``t``-th response token, predicted from everything before it.
+In a conversation the response is every turn after the prompt; ``response_mask`` is 1 on the tokens the
+policy sampled only, so the environment's messages are context: no loss, KL or value target on them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ PER_TOKEN_FIELDS = (
     "advantages",
     "returns",
     "is_weights",
+    "turn_rewards",
 )
 PER_SAMPLE_LISTS = ("texts", "columns")
 """Fields holding, under each name, a list with one value per sample."""
@@ -34,7 +37,7 @@ class SequenceBatch:
     attention_mask: torch.Tensor
     """[B, P + R] 1 on real tokens of prompt and response."""
     response_mask: torch.Tensor
-    """[B, R] 1 on real response tokens."""
+    """[B, R] 1 on the response tokens the policy sampled (the loss, KL and value targets cover these only)."""
     rollout_logprobs: torch.Tensor | None = None
     """[B, R] log-probs of the sampled tokens as the rollout engine computed them."""
     old_logprobs: torch.Tensor | None = None
@@ -49,10 +52,13 @@ class SequenceBatch:
     """[B, R] value targets."""
     is_weights: torch.Tensor | None = None
     """[B, R] importance weights of the policy loss from ``algorithm.rollout_correction`` (None: none)."""
+    turn_rewards: torch.Tensor | None = None
+    """[B, R] rewards of single policy turns, each on its turn's last token (None: only ``scores``)."""
     scores: torch.Tensor | None = None
-    """[B] one reward per sequence."""
-    texts: dict[str, list[str]] = field(default_factory=dict)
-    """Decoded text per sample (``prompt``, ``response``, ``label``) for reward functions and tables."""
+    """[B] one reward per sequence (on its last policy token)."""
+    texts: dict[str, list[Any]] = field(default_factory=dict)
+    """Decoded text per sample (``prompt``, ``response``, ``label``, ``finish``) and the conversation as
+    chat messages (``messages``), for reward functions and tables."""
     columns: dict[str, list[Any]] = field(default_factory=dict)
     """The prompt rows' other columns, one value per sample, passed to reward functions by name."""
 

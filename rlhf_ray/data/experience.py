@@ -14,8 +14,9 @@ from rlhf_ray.data import SequenceBatch
 def compute_advantages(
     batch: SequenceBatch, algo: AlgorithmConfig, kl_coef: float, samples_per_prompt: int
 ) -> tuple[SequenceBatch, dict[str, float]]:
-    """Needs ``scores`` and ``old_logprobs`` (``ref_logprobs`` when there is a KL, ``values`` for GAE,
-    ``rollout_logprobs`` for a rollout correction); sets ``advantages``, ``returns``
+    """Needs ``scores`` (and ``turn_rewards`` in conversations with rewards per turn) and ``old_logprobs``
+    (``ref_logprobs`` when there is a KL, ``values`` for GAE, ``rollout_logprobs`` for a rollout
+    correction); sets ``advantages``, ``returns``
     and, with a rollout correction, ``is_weights``. The KL is in the reward only when
     ``algo.kl.placement`` is ``reward``; it is reported either way, per sequence (``train/kl``, the sum
     over a response's tokens) and per token (``train/kl_per_token``, the mean over valid tokens)."""
@@ -31,6 +32,7 @@ def compute_advantages(
         samples_per_prompt=samples_per_prompt,
         gamma=algo.gamma,
         lam=algo.lam,
+        turn_rewards=batch.turn_rewards,
     )
     estimator = ADVANTAGE_ESTIMATORS[algo.advantage_estimator]
     estimate = estimator.estimate(inp)

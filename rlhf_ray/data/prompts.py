@@ -19,6 +19,7 @@ from rlhf_ray.config.schema import DataConfig
 from rlhf_ray.data.records import (
     DataError,
     LoadedRows,
+    as_messages,
     load_rows,
     read_records,
     require,
@@ -38,6 +39,8 @@ class Prompt:
     label: str | None
     columns: dict[str, Any] = field(default_factory=dict)
     """The row's other columns (all but the prompt and the label)."""
+    messages: list[dict[str, str]] = field(default_factory=list)
+    """The prompt as chat messages (a string prompt: one user message), what a conversation starts from."""
 
 
 PromptSet = LoadedRows[Prompt]
@@ -58,10 +61,11 @@ def synthetic_rows(seed: int) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def _prompt(row: dict, data: DataConfig, tokenizer: PreTrainedTokenizerBase) -> Prompt:
-    text = render_prompt(tokenizer, require_text(row, data.prompt_key), data.prompt_key, data.apply_chat_template)
+    content = require_text(row, data.prompt_key)
+    text = render_prompt(tokenizer, content, data.prompt_key, data.apply_chat_template)
     ids = token_ids(tokenizer, text)
     if len(ids) > data.max_prompt_length:
         raise DataError(f"too long: {len(ids)} tokens, data.max_prompt_length is {data.max_prompt_length}")
     label = None if data.label_key is None else str(require(row, data.label_key, "label"))
     columns = {key: value for key, value in row.items() if key not in (data.prompt_key, data.label_key)}
-    return Prompt(ids, text, label, columns)
+    return Prompt(ids, text, label, columns, as_messages(content, data.prompt_key))

@@ -33,3 +33,27 @@ def render_exchange(
     else:
         response_text = response + tokenizer.eos_token
     return token_ids(tokenizer, prompt), token_ids(tokenizer, response_text)
+
+
+_ANSWER = "\ue000"
+"""Stands for the policy's answer when the chat template renders the turn after it (a private-use
+character no template changes)."""
+
+
+def render_reply(
+    tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]], reply: dict[str, str], sampled_end: str
+) -> str:
+    """The text that follows the policy's answer (the last of ``messages``) in the chat template's
+    rendering of the conversation with ``reply``, up to and including the next generation prompt: the
+    template's end of the answer's turn (less ``sampled_end``, what the policy sampled of it, e.g. its
+    EOS), ``reply``'s turn, and the assistant's header. Only this text is tokenised: the policy's tokens
+    are kept as sampled, never re-tokenised from their decoded text."""
+    answered = [*messages[:-1], {"role": "assistant", "content": _ANSWER}]
+    before = tokenizer.apply_chat_template(answered, tokenize=False)
+    after = tokenizer.apply_chat_template([*answered, reply], add_generation_prompt=True, tokenize=False)
+    if not after.startswith(before) or _ANSWER not in before:
+        raise DataError("chat template: a conversation with one more message does not extend its rendering")
+    end_of_answer = before[before.rindex(_ANSWER) + len(_ANSWER) :]
+    if sampled_end and end_of_answer.startswith(sampled_end):
+        end_of_answer = end_of_answer[len(sampled_end) :]
+    return end_of_answer + after[len(before) :]

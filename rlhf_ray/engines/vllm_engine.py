@@ -18,7 +18,7 @@ from rlhf_ray.engines.rollout import KVCapacity, SamplingSpec
 
 
 def create_engine(model_path: str, cfg: Config, engine_index: int, device: DeviceProfile) -> VLLMEngine:
-    max_model_len = cfg.data.max_prompt_length + cfg.rollout.max_new_tokens
+    max_model_len = cfg.data.max_prompt_length + cfg.rollout.max_continuation_tokens
     return VLLMEngine(model_path, cfg.rollout, max_model_len, cfg.seed + engine_index, device.kind == "cuda")
 
 
@@ -35,7 +35,14 @@ class VLLMEngine:
         memory = (
             {"gpu_memory_utilization": rollout.gpu_memory_utilization}
             if on_gpu
-            else {"kv_cache_memory_bytes": rollout.cpu_kv_cache_bytes}
+            else {
+                "kv_cache_memory_bytes": rollout.cpu_kv_cache_bytes,
+                # A seeded request whose prefill is split over scheduler steps crashes vLLM's CPU runner
+                # (it rewinds the request's generator, which a CPU generator cannot do); long calls, such
+                # as a conversation's later turns, would be split. Whole prefills avoid it.
+                "enable_chunked_prefill": False,
+                "max_num_batched_tokens": max(4096, max_model_len),
+            }
         )
         self.llm = LLM(
             model=model_path,

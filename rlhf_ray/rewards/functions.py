@@ -31,8 +31,8 @@ def import_reward_function(spec: str) -> RewardFunction:
 
 
 def reward_arguments(texts: dict[str, list], columns: dict[str, list[Any]]) -> dict[str, list[Any]]:
-    """Every keyword argument of a reward call, from a batch's decoded ``texts`` (``prompt``, ``response``
-    and optional ``label``) and the prompt rows' other ``columns``, one entry per sample."""
+    """Every keyword argument of a reward call, from a batch's decoded ``texts`` (``prompt``, ``response``,
+    optional ``label`` and ``messages``) and the prompt rows' other ``columns``, one entry per sample."""
     prompts, responses = texts.get("prompt"), texts.get("response")
     if prompts is None or responses is None:
         raise RewardError("a reward function needs the decoded prompt and response texts in the batch")
@@ -43,7 +43,15 @@ def reward_arguments(texts: dict[str, list], columns: dict[str, list[Any]]) -> d
             "(a label column is passed as labels: set data.label_key)"
         )
     labels = texts.get("label", [None] * len(responses))
-    return {"prompts": prompts, "responses": responses, "completions": responses, "labels": labels, **columns}
+    messages = texts.get("messages", [None] * len(responses))
+    return {
+        "prompts": prompts,
+        "responses": responses,
+        "completions": responses,
+        "labels": labels,
+        "messages": messages,
+        **columns,
+    }
 
 
 def call_reward_function(
@@ -68,7 +76,7 @@ def checked_rewards(values: list[Any], source: str, responses: Sequence[str], fi
     a ``RewardError`` naming ``source`` and the samples (numbered from ``first_sample``)."""
     if len(values) != len(responses):
         raise RewardError(f"{source} returned {len(values)} values for {len(responses)} samples")
-    bad = [i for i, value in enumerate(values) if not _is_finite_number(value)]
+    bad = [i for i, value in enumerate(values) if not is_finite_number(value)]
     if bad:
         shown = "; ".join(
             f"sample {first_sample + i}: {values[i]!r} for response {responses[i][:60]!r}" for i in bad[:5]
@@ -101,5 +109,5 @@ class RewardSum:
         return {f"{section}/reward/{name}": float(mean) for name, mean in zip(self.names, values.mean(0), strict=True)}
 
 
-def _is_finite_number(value: object) -> bool:
+def is_finite_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

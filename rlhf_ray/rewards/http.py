@@ -38,12 +38,16 @@ class ScoreRequest(BaseModel):
     """The prompt rows' labels (None where a row has none)."""
     columns: dict[str, list[Any]] = {}
     """The prompt rows' other columns, by name."""
+    messages: list[list[dict[str, str]] | None] | None = None
+    """Each sample's conversation as chat messages (None where there is none)."""
 
     @model_validator(mode="after")
     def _one_entry_per_sample(self) -> ScoreRequest:
         lengths = {"responses": len(self.responses), **{f"columns.{k}": len(v) for k, v in self.columns.items()}}
         if self.labels is not None:
             lengths["labels"] = len(self.labels)
+        if self.messages is not None:
+            lengths["messages"] = len(self.messages)
         wrong = [f"{name} has {length}" for name, length in lengths.items() if length != len(self.prompts)]
         if wrong:
             raise ValueError(f"{len(self.prompts)} prompts, but {', '.join(wrong)}")
@@ -57,6 +61,8 @@ class ScoreRequest(BaseModel):
         texts = {"prompt": self.prompts, "response": self.responses}
         if self.labels is not None:
             texts["label"] = self.labels
+        if self.messages is not None:
+            texts["messages"] = self.messages
         return reward_arguments(texts, self.columns)
 
 
@@ -107,6 +113,7 @@ class RewardClient:
         """[B] rewards of the samples that ``arguments`` (``reward_arguments``) describe."""
         size, step = len(arguments["responses"]), self.server.batch_size
         columns = {name: values for name, values in arguments.items() if name not in STANDARD_ARGUMENTS}
+        messages = arguments.get("messages")
         requests = [
             (
                 first,
@@ -114,6 +121,7 @@ class RewardClient:
                     prompts=arguments["prompts"][first : first + step],
                     responses=arguments["responses"][first : first + step],
                     labels=arguments["labels"][first : first + step],
+                    messages=None if messages is None else messages[first : first + step],
                     columns={name: values[first : first + step] for name, values in columns.items()},
                 ),
             )
@@ -158,7 +166,8 @@ class RewardClient:
 
     def _post(self, request: ScoreRequest) -> Any:
         try:
-            response = self.http.post(self.server.url, json=request.model_dump())
+            unset = {name for name in ("labels", "messages") if getattr(request, name) is None}
+            response = self.http.post(self.server.url, json=request.model_dump(exclude=unset))
         except httpx.TimeoutException:
             raise _Transient(f"no answer within reward.server.timeout_s = {self.server.timeout_s:g} s") from None
         except httpx.TransportError as exc:

@@ -1,5 +1,6 @@
 """The stages of RLHF in a row, each reading the previous stage's exported model: SFT -> reward model ->
-PPO (``pipeline.method: ppo``), or SFT -> DPO on the same preference pairs (``pipeline.method: dpo``). A
+PPO (``pipeline.method: ppo``; SFT -> PPO when the reward is functions or served, not a reward model), or
+SFT -> DPO on the same preference pairs (``pipeline.method: dpo``). A
 stage whose exported model already exists is skipped unless forced; each stage logs to its own W&B run,
 all of them in one W&B group.
 
@@ -15,14 +16,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlhf_ray.config import Config
+from rlhf_ray.config.checks import pipeline_stages
 from rlhf_ray.tracking import default_run_name
 from rlhf_ray.trainers.ppo import TrainResult, train
 from rlhf_ray.trainers.stages import DPOStage, RewardModelStage, SFTStage
 from rlhf_ray.trainers.supervised import Stage, StageResult, run_stage
 
 log = logging.getLogger(__name__)
-STAGES = {"ppo": ("sft", "rm", "ppo"), "dpo": ("sft", "dpo")}
-"""The stages of each ``pipeline.method``, in order."""
+
+
+def pipeline_jobs(cfg: Config) -> tuple[str, ...]:
+    """The stages ``rlhf-ray pipeline`` runs, in order, by the names ``--force`` takes."""
+    jobs = {"sft": "sft", "reward_model": "rm", "dpo": "dpo"}
+    stages = tuple(jobs[name] for name in pipeline_stages(cfg))
+    return stages if cfg.pipeline.method == "dpo" else (*stages, "ppo")
 
 
 @dataclass
@@ -30,11 +37,12 @@ class PipelineResult:
     sft: StageResult | None
     """None when the stage was skipped (its model existed) or is not part of ``pipeline.method``."""
     reward_model: StageResult | None
+    """None also when PPO's reward is not a reward model (no such stage)."""
     ppo: TrainResult | None
     dpo: StageResult | None
     sft_model: Path
     reward_model_dir: Path | None
-    """None with ``pipeline.method: dpo``."""
+    """None with ``pipeline.method: dpo`` or a reward that is not a reward model."""
 
 
 def run_pipeline(cfg: Config, force: Collection[str] = ()) -> PipelineResult:
@@ -46,16 +54,12 @@ def run_pipeline(cfg: Config, force: Collection[str] = ()) -> PipelineResult:
     if cfg.pipeline.method == "dpo":
         dpo = _run_unless_done(DPOStage(_fresh(cfg, "dpo", "dpo" in force)), "dpo" in force)
         return PipelineResult(sft, None, None, dpo, sft_model, None)
-    reward_model = _run_unless_done(RewardModelStage(_fresh(cfg, "reward_model", "rm" in force)), "rm" in force)
-    rm_model = Path(cfg.reward_model.checkpoint.export_dir)
-    ppo_cfg = _with(
-        cfg,
-        models={
-            "policy": {"path": str(sft_model)},
-            "reward": {"path": str(rm_model)},
-            "critic": {"path": cfg.models.critic.path or str(rm_model)},
-        },
-    )
+    reward_model, rm_model, models = None, None, {"policy": {"path": str(sft_model)}}
+    if "reward_model" in pipeline_stages(cfg):
+        reward_model = _run_unless_done(RewardModelStage(_fresh(cfg, "reward_model", "rm" in force)), "rm" in force)
+        rm_model = Path(cfg.reward_model.checkpoint.export_dir)
+        models |= {"reward": {"path": str(rm_model)}, "critic": {"path": cfg.models.critic.path or str(rm_model)}}
+    ppo_cfg = _with(cfg, models=models)
     ppo = None
     if "ppo" in force or not _exported(cfg.checkpoint.export_dir):
         ppo = train(_fresh(ppo_cfg, "", "ppo" in force))

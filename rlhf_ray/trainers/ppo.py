@@ -174,6 +174,7 @@ class PPORun:
             lambda step: SamplingSpec.from_config(cfg.rollout, seed=_sampling_seed(cfg, step)),
             self.total_steps,
             cfg.rollout.async_steps,
+            iteration.rollouts,
         )
         saved_step = state.step
         for step in range(state.step + 1, self.total_steps + 1):

@@ -21,6 +21,7 @@ from rlhf_ray.distributed.role_group import GroupCall, share_cores
 from rlhf_ray.engines.rollout import SamplingSpec
 from rlhf_ray.rewards.functions import RewardSum, call_reward_function, import_reward_function, reward_arguments
 from rlhf_ray.tracking import PhaseTimer
+from rlhf_ray.trainers.conversations import rollouts_for
 from rlhf_ray.trainers.rollout_queue import Rollout, RolloutQueue
 from rlhf_ray.workers.groups import RoleGroups
 
@@ -46,6 +47,8 @@ class PPOIteration:
         self.gold = import_reward_function(gold) if gold is not None else None
         self.reward_sum = RewardSum.of(cfg.reward) if cfg.reward.source == "function" else None
         """How the reward functions' values make the reward (None: a reward model scores)."""
+        self.rollouts = rollouts_for(cfg.rollout, tokenizer)
+        """Single answers, or conversations with ``rollout.environment``."""
 
     def run(
         self, rollout: Rollout, rollouts: RolloutQueue, state: TrainerState, timer: PhaseTimer
@@ -76,25 +79,36 @@ class PPOIteration:
         metrics["train/kl_coef"] = self.kl.value
         metrics["rollout/staleness"] = float(staleness)
         metrics.update(_rollout_metrics(batch, cfg.algorithm.old_logprobs == "recompute"))
+        if cfg.rollout.max_turns > 1:
+            metrics.update(_conversation_metrics(batch))
         metrics.update(reward_metrics)
         metrics.update(self.gold_reward(batch, "rollout"))
         return metrics, batch
 
     def to_batch(self, prompts: list[Prompt], samples: list[list[Sample]]) -> SequenceBatch:
-        """The engines' samples of ``prompts`` as a batch, with their texts."""
+        """The engines' samples of ``prompts`` as a batch, with their texts: each response (in a
+        conversation, the policy's last answer) and the whole conversation as chat messages."""
         batch = batch_from_samples([p.token_ids for p in prompts], samples, self.tokenizer.pad_token_id)
         per_prompt = [len(s) for s in samples]
+        rows = [(p, s) for p, ss in zip(prompts, samples, strict=True) for s in ss]
+        messages = [s.messages or [*p.messages, self._answer(s.token_ids)] for p, s in rows]
         return batch.with_fields(
             texts={
-                "prompt": [p.text for p, n in zip(prompts, per_prompt, strict=True) for _ in range(n)],
-                "response": [
-                    self.tokenizer.decode(s.token_ids, skip_special_tokens=True) for ss in samples for s in ss
+                "prompt": [p.text for p, _ in rows],
+                "response": [conversation[-1]["content"] for conversation in messages],
+                "label": [p.label for p, _ in rows],
+                "finish": [s.finish_reason for _, s in rows],
+                "messages": messages,
+                "transcript": [
+                    _transcript(conversation[len(p.messages) :])
+                    for (p, _), conversation in zip(rows, messages, strict=True)
                 ],
-                "label": [p.label for p, n in zip(prompts, per_prompt, strict=True) for _ in range(n)],
-                "finish": [s.finish_reason for ss in samples for s in ss],
             },
             columns=_per_sample_columns(prompts, per_prompt),
         )
+
+    def _answer(self, token_ids: list[int]) -> dict[str, str]:
+        return {"role": "assistant", "content": self.tokenizer.decode(token_ids, skip_special_tokens=True)}
 
     def score(self, batch: SequenceBatch, timer: PhaseTimer) -> tuple[SequenceBatch, dict[str, float]]:
         """Reward, policy, reference and critic forwards, in parallel; with reward functions, each one's
@@ -130,10 +144,13 @@ class PPOIteration:
     def evaluate(self, eval_set: PromptSet, state: TrainerState) -> dict[str, float]:
         """Greedy responses to the held-out prompts, scored by the reward."""
         greedy = SamplingSpec(1, 0.0, 1.0, -1, self.cfg.rollout.max_new_tokens, tuple(self.cfg.rollout.stop_token_ids))
-        prompts = [p.token_ids for p in eval_set.items]
-        batch = self.to_batch(
-            eval_set.items, self.roles.rollout.generate_recovering(prompts, greedy, state.policy_version)
+        rollout = self.roles.rollout
+        samples = self.rollouts(
+            eval_set.items,
+            greedy,
+            lambda prompts, sampling: rollout.generate_recovering(prompts, sampling, state.policy_version),
         )
+        batch = self.to_batch(eval_set.items, samples)
         share_cores([self.roles.reward])
         scores = self.roles.reward.scores(batch).result()
         return {
@@ -149,6 +166,13 @@ class PPOIteration:
         arguments = reward_arguments(batch.texts, batch.columns)
         values = call_reward_function(self.gold, self.cfg.reward.gold_function, arguments, len(batch))
         return {f"{section}/gold_reward": float(values.mean())}
+
+
+def _transcript(after_prompt: list[dict[str, str]]) -> str:
+    """The response, or a conversation's turns after the prompt as ``role: content`` lines."""
+    if len(after_prompt) == 1:
+        return after_prompt[0]["content"]
+    return "\n".join(f"{m['role']}: {m['content']}" for m in after_prompt)
 
 
 def _per_sample_columns(prompts: list[Prompt], per_prompt: list[int]) -> dict[str, list[Any]]:
@@ -192,6 +216,16 @@ def _rollout_metrics(batch: SequenceBatch, recomputed: bool) -> dict[str, float]
     return metrics
 
 
+def _conversation_metrics(batch: SequenceBatch) -> dict[str, float]:
+    """The policy's turns per conversation, and its turn rewards' mean sum per conversation."""
+    mask = batch.response_mask
+    turn_starts = (mask.diff(dim=-1, prepend=torch.zeros_like(mask[:, :1])) == 1).sum(-1)
+    metrics = {"rollout/turns": float(turn_starts.float().mean())}
+    if batch.turn_rewards is not None:
+        metrics["rollout/turn_reward"] = float(batch.turn_rewards.sum(-1).mean())
+    return metrics
+
+
 def step_throughput(batch: SequenceBatch, timer: PhaseTimer, generating_ahead: bool) -> dict[str, float]:
     """Generated tokens per second of generation; per second of the step when the engines generate
     ahead (hidden behind the update, their own time is not the step's)."""
@@ -209,7 +243,9 @@ def _train_metrics(role: str, metrics: dict[str, float]) -> dict[str, float]:
 
 
 def sample_rows(batch: SequenceBatch, count: int) -> list[tuple[str, str, float]]:
+    """(prompt, response, reward) of the first ``count`` samples; a conversation's response is every turn
+    after the prompt, one ``role: content`` line each."""
     return [
-        (batch.texts["prompt"][i], batch.texts["response"][i], float(batch.scores[i]))
+        (batch.texts["prompt"][i], batch.texts["transcript"][i], float(batch.scores[i]))
         for i in range(min(count, len(batch)))
     ]

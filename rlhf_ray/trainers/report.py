@@ -45,9 +45,9 @@ class SideBySide:
 
 def pipeline_report(cfg: Config, result: PipelineResult) -> str | None:
     """The SFT and the PPO policy's answers side by side, and where the gold-vs-learned plot is; None when
-    this run trained no PPO policy."""
+    this run trained no PPO policy, or no reward model to compare the gold reward with."""
     ppo = result.ppo
-    if ppo is None or ppo.export_dir is None:
+    if ppo is None or ppo.export_dir is None or result.reward_model_dir is None:
         return None
     source, texts = report_prompts(cfg, REPORT_PROMPTS)
     rows = side_by_side(cfg, texts, result.sft_model, ppo.export_dir, result.reward_model_dir)

@@ -13,10 +13,12 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 
 from rlhf_ray.data.prompts import Prompt
 from rlhf_ray.data.samples import Sample
 from rlhf_ray.engines.rollout import SamplingSpec
+from rlhf_ray.trainers.conversations import Rollouts, single_turn
 from rlhf_ray.workers.rollout_group import EngineLost, RolloutGroup
 from rlhf_ray.workers.rollout_worker import StaleWeightsError
 
@@ -43,8 +45,9 @@ class RolloutQueue:
         sampling: Callable[[int], SamplingSpec],
         last_step: int,
         async_steps: int,
+        rollouts: Rollouts = single_turn,
     ):
-        self.engines, self.draw, self.sampling = engines, draw, sampling
+        self.engines, self.draw, self.sampling, self.rollouts = engines, draw, sampling, rollouts
         self.last_step, self.async_steps = last_step, async_steps
         self.queued: deque[Rollout] = deque()
 
@@ -54,7 +57,8 @@ class RolloutQueue:
         than ``async_steps`` versions behind ``policy_version``."""
         while len(self.queued) <= self.async_steps and (next_step := self._next_step(step)) <= self.last_step:
             prompts, sampler_state = self.draw()
-            samples = self.engines.generate_ahead([p.token_ids for p in prompts], self.sampling(next_step))
+            sampling = self.sampling(next_step)
+            samples = self.engines.generate_ahead(partial(self.rollouts, prompts, sampling))
             self.queued.append(Rollout(next_step, prompts, sampler_state, self.engines.version, samples))
         rollout = self.queued.popleft()
         if rollout.step != step:
@@ -77,8 +81,11 @@ class RolloutQueue:
             if self.engines.restart_lost_engines(str(lost)):
                 self.engines.sync_from(policy_version)
         rollout.version = policy_version
-        sampling = self.sampling(rollout.step)
-        return self.engines.generate_recovering([p.token_ids for p in rollout.prompts], sampling, policy_version)
+        return self.rollouts(
+            rollout.prompts,
+            self.sampling(rollout.step),
+            lambda prompts, sampling: self.engines.generate_recovering(prompts, sampling, policy_version),
+        )
 
     def _next_step(self, step: int) -> int:
         return self.queued[-1].step + 1 if self.queued else step

@@ -40,7 +40,7 @@ class Response:
 def sampling_config(model_folder: str, overrides: Sequence[str] = ()) -> Config:
     """The schema's defaults for sampling from ``model_folder`` (checked first), with ``overrides``; where
     they do not say: the tokenizer's chat template when it has one, and prompts up to the model's context
-    length less ``rollout.max_new_tokens``."""
+    length less what follows them (``rollout.max_new_tokens``, or a conversation's turns)."""
     folder = _folder_arg(model_folder)
     check_model_folders([folder], tokenizer=folder)
     raw: dict[str, Any] = {"models": {"tiny": None, "policy": {"path": model_folder}}}
@@ -52,7 +52,7 @@ def sampling_config(model_folder: str, overrides: Sequence[str] = ()) -> Config:
     if "apply_chat_template" not in data:
         data["apply_chat_template"] = load_tokenizer(model_folder, "left").chat_template is not None
     if "max_prompt_length" not in data:
-        data["max_prompt_length"] = _prompt_room(model_folder, cfg.rollout.max_new_tokens, locations)
+        data["max_prompt_length"] = _prompt_room(model_folder, cfg.rollout.max_continuation_tokens, locations)
     return validate_schema(raw, locations)
 
 

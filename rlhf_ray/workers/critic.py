@@ -44,7 +44,7 @@ class CriticWorker(TrainedRoleWorker):
                 micro.response_mask,
                 clip=algo.value_clip,
                 aggregation=algo.loss_aggregation,
-                max_length=self.cfg.rollout.max_new_tokens,
+                max_length=self.cfg.rollout.max_response_tokens,
             )
             return loss, {"value_loss": loss.detach(), "value_clip_fraction": clip_fraction}
 

@@ -40,7 +40,7 @@ class PolicyWorker(InProcessRollout, TrainedRoleWorker):
         optimizer step's tokens or sequences, as ``algorithm.loss_aggregation`` says."""
         algo = self.cfg.algorithm
         kl_in_loss = algo.kl.placement == "loss" and kl_coef > 0
-        temperature, max_length = self.cfg.rollout.scoring_temperature, self.cfg.rollout.max_new_tokens
+        temperature, max_length = self.cfg.rollout.scoring_temperature, self.cfg.rollout.max_response_tokens
 
         def aggregate(per_token: torch.Tensor, micro: SequenceBatch) -> torch.Tensor:
             return aggregate_loss(per_token, micro.response_mask, algo.loss_aggregation, max_length)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import ray
@@ -23,6 +23,8 @@ from rlhf_ray.engines.rollout import KVCapacity, SamplingSpec, kv_cache_shortfal
 from rlhf_ray.workers.rollout_worker import RolloutWorker, StaleWeightsError
 
 CHUNKS_PER_ENGINE = 2
+Generate = Callable[[Sequence[Sequence[int]], SamplingSpec], list[list[Sample]]]
+"""``sampling.n`` samples for each of the prompts' token ids."""
 log = logging.getLogger(__name__)
 
 
@@ -176,11 +178,12 @@ class RolloutGroup:
             self.weight_sync.reset()
         return bool(dead)
 
-    def generate_ahead(self, prompts: Sequence[Sequence[int]], sampling: SamplingSpec) -> Future[list[list[Sample]]]:
-        """``generate`` in the background with the weights the engines hold now (``self.version``), while
-        the driver goes on; calls run one after another, and the next weight sync waits for them all, so
-        every call finishes on the weights it started with."""
-        future = self._background.submit(self.generate, prompts, sampling, self.version)
+    def generate_ahead(self, rollout: Callable[[Generate], list[list[Sample]]]) -> Future[list[list[Sample]]]:
+        """``rollout`` in the background, given ``generate`` with the weights the engines hold now
+        (``self.version``), while the driver goes on; rollouts run one after another, and the next weight
+        sync waits for them all, so every one finishes on the weights it started with."""
+        version = self.version
+        future = self._background.submit(rollout, lambda prompts, sampling: self.generate(prompts, sampling, version))
         self._in_flight.append(future)
         return future
 

@@ -5,6 +5,7 @@ from pydantic import BaseModel
 
 from rlhf_ray.config import Config, ConfigError, validate_config
 from rlhf_ray.config.schema import Section
+from rlhf_ray.trainers.pipeline import pipeline_jobs
 from tests.support.raw_configs import base
 
 
@@ -177,7 +178,8 @@ def test_a_parameter_no_argument_fills_fails_naming_the_function_and_parameter()
     )
     assert issues_of(base(reward=reward)) == {
         "reward.functions.1.function": f"{SUPPORT}:needs_a_rubric: parameter 'rubric' cannot be filled: it is none "
-        "of prompts, responses, completions, labels, nor a column of the prompt rows (their other columns: none)"
+        "of prompts, responses, completions, labels, messages, nor a column of the prompt rows (their other "
+        "columns: none)"
     }
 
 
@@ -186,7 +188,7 @@ def test_positional_only_parameters_are_refused():
     messages = [p.message for p in problems_of(base(reward=reward)) if p.path == "reward.function"]
     assert messages == [
         f"{SUPPORT}:positional_only: parameter '{name}' is positional-only, but a reward function is called by "
-        "keyword (prompts, responses, completions, labels, and the prompt rows' columns)"
+        "keyword (prompts, responses, completions, labels, messages, and the prompt rows' columns)"
         for name in ("prompts", "responses")
     ]
 
@@ -288,15 +290,20 @@ def test_stage_checks_run_only_for_the_stage_that_runs():
     validate_config(labelled, stages=("sft",))
 
 
-def test_a_pipeline_optimises_a_trained_reward_model():
+def test_a_pipeline_with_reward_functions_runs_sft_then_ppo_without_a_reward_model():
     raw = base(
         labeller={},
         reward={"source": "function", "function": "rlhf_ray.rewards.demo:concise"},
         sft={"checkpoint": {"export_dir": None}},
+        reward_model={"checkpoint": {"export_dir": None}},  # no such stage: not checked
     )
-    issues = stage_issues(raw, "pipeline")
-    assert issues["reward.source"].startswith("must be 'model' in a pipeline")
-    assert issues["sft.checkpoint.export_dir"] == "is required: the next stage reads the model there"
+    assert stage_issues(raw, "pipeline") == {
+        "sft.checkpoint.export_dir": "is required: the next stage reads the model there"
+    }
+    cfg = validate_config(base(reward={"source": "function", "function": "rlhf_ray.rewards.demo:concise"}))
+    assert pipeline_jobs(cfg) == ("sft", "ppo")
+    assert pipeline_jobs(validate_config(base())) == ("sft", "rm", "ppo")
+    assert pipeline_jobs(validate_config(base(pipeline={"method": "dpo"}))) == ("sft", "dpo")
 
 
 def test_a_dpo_pipeline_checks_the_dpo_stage_and_needs_no_reward_model():

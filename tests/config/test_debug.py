@@ -17,6 +17,7 @@ from tests.support.tiny_roles import role_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "configs" / "cpu_demo.yaml"
+CONVERSATION = ROOT / "configs" / "cpu_conversation.yaml"
 RLHF_RAY = Path(sys.executable).with_name("rlhf-ray")
 
 
@@ -80,14 +81,15 @@ def test_verbose_logging_prints_each_steps_phase_timings(tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.vllm
-def test_the_demo_runs_in_debug_mode_on_a_local_cluster(tmp_path):
+def test_the_conversation_demo_runs_in_debug_mode_on_a_local_cluster(tmp_path):
     # A RAY_ADDRESS pointing elsewhere must not matter: debug mode starts its own local cluster.
     env = {**os.environ, "RAY_ADDRESS": "127.0.0.1:1"}
-    command = [str(RLHF_RAY), "train", str(DEMO), "--debug"]
+    command = [str(RLHF_RAY), "train", str(CONVERSATION), "--debug"]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "trained 2 steps" in result.stdout
     assert "step 1 phases (s): generate" in result.stdout and "step 2 phases (s): generate" in result.stdout
-    [metrics] = (tmp_path / "outputs/debug/cpu_demo/logs").glob("*.metrics.jsonl")
-    assert [json.loads(line)["step"] for line in metrics.read_text().splitlines()] == [1, 2]
-    assert not (tmp_path / "outputs/cpu_demo").exists()  # the demo's own outputs are untouched
+    [metrics] = (tmp_path / "outputs/debug/cpu_conversation/logs").glob("*.metrics.jsonl")
+    steps = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [step["step"] for step in steps] == [1, 2] and all(step["rollout/turns"] == 3.0 for step in steps)
+    assert not (tmp_path / "outputs/cpu_conversation").exists()  # the demo's own outputs are untouched

@@ -42,8 +42,8 @@ def test_a_function_written_with_completions_and_kwargs_gets_the_responses():
 
 
 def test_kwargs_receive_every_argument_and_column():
-    # prompts, responses, completions, labels, difficulty
-    assert call(reward_functions.arguments_seen, {"difficulty": [2, 3]}) == [5.0, 5.0]
+    # prompts, responses, completions, labels, messages, difficulty
+    assert call(reward_functions.arguments_seen, {"difficulty": [2, 3]}) == [6.0, 6.0]
 
 
 def test_a_column_of_the_prompt_rows_is_passed_by_its_name():

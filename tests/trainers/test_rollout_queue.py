@@ -17,10 +17,15 @@ class RecordingEngines:
         self.version = 0
         self.calls: list[tuple[int, int]] = []  # (seed, the version the call went out with)
 
-    def generate_ahead(self, prompts, sampling: SamplingSpec) -> Future:
-        self.calls.append((sampling.seed, self.version))
+    def generate_ahead(self, rollout) -> Future:
+        version = self.version
+
+        def generate(prompts, sampling: SamplingSpec):
+            self.calls.append((sampling.seed, version))
+            return [[f"sample of {p}"] for p in prompts]
+
         future = Future()
-        future.set_result([[f"sample of {p}"] for p in prompts])
+        future.set_result(rollout(generate))
         return future
 
 

@@ -88,7 +88,7 @@ class AlgorithmConfig(Section):
     every data-parallel rank): ``token_mean`` averages its valid tokens; ``seq_mean_token_mean`` and
     ``seq_mean_token_sum`` average its responses, each the mean or sum of its tokens;
     ``seq_mean_token_sum_norm`` (Dr. GRPO's) divides each response's sum by the constant
-    ``rollout.max_new_tokens``; or a registered one."""
+    ``rollout.max_new_tokens`` (times ``rollout.max_turns`` in conversations); or a registered one."""
     whiten_advantages: bool = True
     """Normalise GAE advantages over the batch (the critic-free estimators normalise their own way)."""
     old_logprobs: Literal["recompute", "rollout"] = "recompute"

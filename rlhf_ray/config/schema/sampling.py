@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -100,6 +100,29 @@ class RolloutConfig(Section):
     on responses of a policy at most k versions old (``rollout/staleness``). Off-policy, so it needs
     ``algorithm.rollout_correction`` (or ``algorithm.old_logprobs: rollout``), and engines of their own
     (not ``weight_sync: in_process``)."""
+
+    max_turns: PositiveInt = 1
+    """The policy's turns in one rollout. Above 1 a rollout is a conversation: after each policy turn
+    ``environment`` replies, until it ends the conversation or the policy has answered ``max_turns``
+    times (each answer up to ``max_new_tokens``)."""
+    environment: str | None = None
+    """``module:Class`` of what answers the policy between its turns (a simulated user, a tool), and
+    may reward each turn; see ``rlhf_ray.environments``. Needs the chat template."""
+    environment_args: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments the environment class is built with."""
+    max_environment_tokens: PositiveInt = 64
+    """Longest environment message, in tokens as the chat template renders it (with the roles' headers
+    and the next generation prompt); a longer one fails the rollout, naming the environment."""
+
+    @property
+    def max_response_tokens(self) -> int:
+        """The most tokens the policy samples in one rollout (all its turns)."""
+        return self.max_turns * self.max_new_tokens
+
+    @property
+    def max_continuation_tokens(self) -> int:
+        """The most tokens after the prompt: every policy turn and the environment messages between."""
+        return self.max_response_tokens + (self.max_turns - 1) * self.max_environment_tokens
 
     @property
     def scoring_temperature(self) -> float:

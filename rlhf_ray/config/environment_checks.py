@@ -1,0 +1,56 @@
+"""Checks of a multi-turn rollout's settings: an environment that imports and builds, and the chat
+template its messages are rendered with."""
+
+from __future__ import annotations
+
+import importlib
+
+from rlhf_ray.config.issues import ConfigIssue
+from rlhf_ray.config.schema import Config
+
+
+def check_environment(cfg: Config) -> list[ConfigIssue]:
+    rollout = cfg.rollout
+    if rollout.environment is None:
+        issues = []
+        if rollout.max_turns > 1:
+            issues.append(
+                ConfigIssue(
+                    "rollout.environment",
+                    f"is required when rollout.max_turns is {rollout.max_turns}: 'module:Class' of what replies "
+                    "to the policy between its turns",
+                )
+            )
+        if rollout.environment_args:
+            issues.append(ConfigIssue("rollout.environment_args", "is set, but rollout.environment is not"))
+        return issues
+    if not cfg.data.apply_chat_template:
+        return [
+            ConfigIssue(
+                "data.apply_chat_template",
+                f"is false, but rollout.environment ({rollout.environment}) needs the chat template to render "
+                "its messages between the policy's turns",
+            )
+        ]
+    return _check_environment_class(rollout.environment, rollout.environment_args)
+
+
+def _check_environment_class(spec: str, args: dict) -> list[ConfigIssue]:
+    """A ``module:Class`` that imports and builds from ``args`` into an object with a ``reply`` method."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        return [ConfigIssue("rollout.environment", f"{spec!r} is not of the form 'module:Class'")]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        return [ConfigIssue("rollout.environment", f"cannot import module {module_name!r}: {exc}")]
+    cls = getattr(module, attr, None)
+    if not callable(cls):
+        return [ConfigIssue("rollout.environment", f"module {module_name!r} has no class {attr!r}")]
+    try:
+        environment = cls(**args)
+    except Exception as exc:  # whatever the user's constructor raises, name the field that fed it
+        return [ConfigIssue("rollout.environment_args", f"{spec} cannot be built from {args!r}: {exc!r}")]
+    if not callable(getattr(environment, "reply", None)):
+        return [ConfigIssue("rollout.environment", f"{spec} has no method reply(conversation)")]
+    return []
