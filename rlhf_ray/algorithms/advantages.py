@@ -145,8 +145,8 @@ def gae(inp: AdvantageInput) -> AdvantageOutput:
 
 
 def _scores_by_group(inp: AdvantageInput, estimator: str) -> torch.Tensor:
-    """The rows' returns (``row_returns``: their scores, without turn rewards) as [num_prompts,
-    samples_per_prompt]."""
+    """The rows' returns (``row_returns``: their scores, with their turn rewards when there are any) as
+    [num_prompts, samples_per_prompt]."""
     n = inp.samples_per_prompt
     batch_size = inp.scores.shape[0]
     if n < 2:

@@ -101,6 +101,7 @@ def merged(requests: list[ScoreRequest]) -> ScoreRequest:
         prompts=[p for r in requests for p in r.prompts],
         responses=[x for r in requests for x in r.responses],
         labels=[label for r in requests for label in (r.labels or [None] * len(r))],
+        messages=[m for r in requests for m in (r.messages or [None] * len(r))],
         columns={name: [v for r in requests for v in r.columns[name]] for name in names},
     )
 

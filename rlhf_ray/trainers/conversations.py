@@ -21,7 +21,7 @@ from rlhf_ray.data.records import token_ids
 from rlhf_ray.data.rendering import render_reply
 from rlhf_ray.data.samples import Sample
 from rlhf_ray.engines.rollout import SamplingSpec
-from rlhf_ray.environments import Conversation, Environment, as_message, load_environment
+from rlhf_ray.environments import Conversation, Environment, Reply, as_message, load_environment
 from rlhf_ray.rewards.functions import is_finite_number
 from rlhf_ray.workers.rollout_group import Generate
 
@@ -45,6 +45,9 @@ class _Dialogue:
     logprobs: list[float] | None = field(default_factory=list)
     turn_rewards: dict[int, float] = field(default_factory=dict)
     finish_reason: str = "stop"
+    """How the latest policy turn ended."""
+    truncated: bool = False
+    """Whether any policy turn was cut at ``max_new_tokens``."""
     turns: int = 0
 
     def answer(self, sample: Sample, tokenizer: PreTrainedTokenizerBase) -> None:
@@ -52,6 +55,7 @@ class _Dialogue:
         self.policy_mask += [1] * len(sample.token_ids)
         self.logprobs = None if self.logprobs is None or sample.logprobs is None else self.logprobs + sample.logprobs
         self.finish_reason = sample.finish_reason
+        self.truncated |= sample.finish_reason == "length"
         self.turns += 1
         content = tokenizer.decode(sample.token_ids, skip_special_tokens=True)
         self.messages = [*self.messages, {"role": "assistant", "content": content}]
@@ -64,9 +68,9 @@ class _Dialogue:
         self.messages = [*self.messages, message]
 
     def sample(self) -> Sample:
-        return Sample(
-            self.token_ids, self.finish_reason, self.logprobs, self.policy_mask, self.turn_rewards, self.messages
-        )
+        """The conversation as one sample, ended by "length" when any of its turns was cut."""
+        finish = "length" if self.truncated else "stop"
+        return Sample(self.token_ids, finish, self.logprobs, self.policy_mask, self.turn_rewards, self.messages)
 
 
 class Conversations:
@@ -107,17 +111,21 @@ class Conversations:
         row = {"label": dialogue.prompt.label, **dialogue.prompt.columns}
         try:
             reply = self.environment.reply(Conversation(list(dialogue.messages), row, turn, dialogue.seed))
-        except Exception as exc:
+            if not isinstance(reply, Reply):
+                raise TypeError(f"reply() returned {reply!r}, not a Reply")
+            goes_on = reply.message is not None and turn < self.max_turns
+            if goes_on:
+                message = as_message(reply.message)
+                last = dialogue.token_ids[-1:] if dialogue.finish_reason == "stop" else []
+                text = render_reply(self.tokenizer, dialogue.messages, message, self.tokenizer.decode(last))
+        except Exception as exc:  # whatever the user's environment (or its message in the template) raises
             raise EnvironmentFailure(f"environment {self.spec} failed at turn {turn}: {exc!r}") from exc
         if reply.reward is not None:
             if not is_finite_number(reply.reward):
                 raise EnvironmentFailure(f"environment {self.spec} gave turn {turn} the reward {reply.reward!r}")
             dialogue.turn_rewards[len(dialogue.token_ids) - 1] = float(reply.reward)
-        if reply.message is None or turn >= self.max_turns:
+        if not goes_on:
             return False
-        message = as_message(reply.message)
-        last = dialogue.token_ids[-1:] if dialogue.finish_reason == "stop" else []
-        text = render_reply(self.tokenizer, dialogue.messages, message, self.tokenizer.decode(last))
         ids = token_ids(self.tokenizer, text)
         if len(ids) > self.max_message_tokens:
             raise EnvironmentFailure(

@@ -10,8 +10,11 @@ import torch
 
 from rlhf_ray.algorithms.advantages import AdvantageInput, gae, grpo, reinforce_plus_plus
 from rlhf_ray.config import ConfigError, validate_config
+from rlhf_ray.config.schema import DataConfig, RolloutConfig
+from rlhf_ray.data.prompts import load_prompts
 from rlhf_ray.data.rendering import render_reply
 from rlhf_ray.data.samples import Sample, batch_from_samples
+from rlhf_ray.engines.rollout import SamplingSpec
 from rlhf_ray.environments import Conversation, Reply
 from rlhf_ray.environments.instructed import (
     GO_ON,
@@ -21,6 +24,9 @@ from rlhf_ray.environments.instructed import (
     follows_instruction,
 )
 from rlhf_ray.models import build_tokenizer
+from rlhf_ray.rewards.http import ScoreRequest
+from rlhf_ray.serving.reward_server import merged
+from rlhf_ray.trainers.conversations import Conversations, EnvironmentFailure
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,6 +58,49 @@ def test_a_reply_is_the_templates_text_after_what_the_policy_sampled(tokenizer):
         )
     finally:
         tokenizer.chat_template = build_tokenizer(512, seed=0).chat_template
+
+
+def _rollout(tokenizer, environment: str, endings: list[str]):
+    """Conversations of one prompt x 2 samples, with turns ending by ``endings`` in order (an engine's
+    samples stood in by fixed ids: what is tested is the turn loop around it)."""
+    prompt = load_prompts(None, DataConfig(max_prompt_length=32), tokenizer, seed=0).items[0]
+    finishes = iter(endings)
+
+    def generate(token_ids, sampling):
+        return [[Sample([40, 41], next(finishes), [-1.0, -1.0]) for _ in range(sampling.n)] for _ in token_ids]
+
+    rollout = RolloutConfig(max_turns=3, environment=environment, max_new_tokens=2, max_environment_tokens=48)
+    spec = SamplingSpec(2, 1.0, 1.0, -1, 2, (), seed=5)
+    return Conversations(rollout, tokenizer)([prompt], spec, generate)
+
+
+def test_a_conversation_cut_in_any_turn_counts_as_cut(tokenizer):
+    environment = "rlhf_ray.environments.instructed:InstructingUser"
+    # Turn 1 of the first conversation is cut; its last turn, and every turn of the second, stop on EOS.
+    [[cut, whole]] = _rollout(tokenizer, environment, ["length", "stop", "stop", "stop", "stop", "stop"])
+    assert (cut.finish_reason, whole.finish_reason, cut.turns, whole.turns) == ("length", "stop", 3, 3)
+
+
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        ("AnswersAString", "failed at turn 1: TypeError(\"reply() returned 'Go on.', not a Reply\")"),
+        ("SaysANumber", "failed at turn 1: TypeError(\"an environment's message is a string or a {role, content}"),
+        ("GivesNaN", "gave turn 1 the reward nan"),
+    ],
+)
+def test_an_environment_that_breaks_the_interface_fails_the_rollout_naming_it(tokenizer, environment, message):
+    with pytest.raises(EnvironmentFailure) as failure:
+        _rollout(tokenizer, f"tests.support.environments:{environment}", ["stop"] * 6)
+    assert f"environment tests.support.environments:{environment} " in str(failure.value)
+    assert message in str(failure.value)
+
+
+def test_the_reward_server_keeps_each_requests_messages_when_it_merges_them():
+    conversation = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+    with_messages = ScoreRequest(prompts=["p"], responses=["r"], messages=[conversation])
+    without = ScoreRequest(prompts=["q", "s"], responses=["t", "u"])
+    assert merged([with_messages, without]).arguments()["messages"] == [conversation, None, None]
 
 
 def test_a_conversation_sample_becomes_a_row_masked_on_the_environments_tokens():
