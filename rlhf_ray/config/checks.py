@@ -6,13 +6,13 @@ them run, so a user sees every problem at once, before any Ray actor starts.
 
 from __future__ import annotations
 
-import importlib
 from urllib.parse import urlsplit
 
 from rlhf_ray.config.algorithm_checks import check_algorithm, check_registered_names
 from rlhf_ray.config.environment_checks import check_environment
 from rlhf_ray.config.feedback_checks import check_feedback
 from rlhf_ray.config.issues import ConfigIssue
+from rlhf_ray.config.plugins import SpecError, import_callable
 from rlhf_ray.config.resource_checks import check_colocation, check_resources_fit
 from rlhf_ray.config.reward_arguments import prompt_columns, unfillable_parameters
 from rlhf_ray.config.schema import Config, RewardFunctionConfig
@@ -151,16 +151,10 @@ def _check_function(path: str, spec: str | None, columns: set[str] | None) -> li
     the prompt rows' other ``columns`` (None: not known yet). None: nothing to check."""
     if spec is None:
         return []
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        return [ConfigIssue(path, f"{spec!r} is not of the form 'module:function'")]
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        return [ConfigIssue(path, f"cannot import module {module_name!r}: {exc}")]
-    function = getattr(module, attr, None)
-    if not callable(function):
-        return [ConfigIssue(path, f"module {module_name!r} has no function {attr!r}")]
+        function = import_callable(spec, "function")
+    except SpecError as exc:
+        return [ConfigIssue(path, str(exc))]
     return [ConfigIssue(path, f"{spec}: {problem}") for problem in unfillable_parameters(function, columns)]
 
 

@@ -3,9 +3,8 @@ template its messages are rendered with."""
 
 from __future__ import annotations
 
-import importlib
-
 from rlhf_ray.config.issues import ConfigIssue
+from rlhf_ray.config.plugins import SpecError, import_callable
 from rlhf_ray.config.schema import Config
 
 
@@ -37,16 +36,10 @@ def check_environment(cfg: Config) -> list[ConfigIssue]:
 
 def _check_environment_class(spec: str, args: dict) -> list[ConfigIssue]:
     """A ``module:Class`` that imports and builds from ``args`` into an object with a ``reply`` method."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        return [ConfigIssue("rollout.environment", f"{spec!r} is not of the form 'module:Class'")]
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        return [ConfigIssue("rollout.environment", f"cannot import module {module_name!r}: {exc}")]
-    cls = getattr(module, attr, None)
-    if not callable(cls):
-        return [ConfigIssue("rollout.environment", f"module {module_name!r} has no class {attr!r}")]
+        cls = import_callable(spec, "Class")
+    except SpecError as exc:
+        return [ConfigIssue("rollout.environment", str(exc))]
     try:
         environment = cls(**args)
     except Exception as exc:  # whatever the user's constructor raises, name the field that fed it

@@ -8,6 +8,26 @@ from collections.abc import Sequence
 from typing import Any
 
 
+class SpecError(ValueError):
+    """A ``module:name`` string that does not name something callable."""
+
+
+def import_callable(spec: str, kind: str) -> Any:
+    """The callable a ``module:name`` string names, or a ``SpecError`` saying what is wrong (``kind``:
+    what it should be, e.g. "function", "Class")."""
+    module_name, sep, name = spec.partition(":")
+    if not sep or not module_name or not name:
+        raise SpecError(f"{spec!r} is not of the form 'module:{kind}'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SpecError(f"cannot import module {module_name!r}: {exc}") from exc
+    found = getattr(module, name, None)
+    if not callable(found):
+        raise SpecError(f"module {module_name!r} has no {kind.lower()} {name!r}")
+    return found
+
+
 def import_object(spec: str) -> Any:
     """The object a ``module:name`` string names (a reward function, a role's worker class)."""
     module_name, _, name = spec.partition(":")

@@ -48,7 +48,6 @@ class _Dialogue:
     """How the latest policy turn ended."""
     truncated: bool = False
     """Whether any policy turn was cut at ``max_new_tokens``."""
-    turns: int = 0
 
     def answer(self, sample: Sample, tokenizer: PreTrainedTokenizerBase) -> None:
         self.token_ids += sample.token_ids
@@ -56,7 +55,6 @@ class _Dialogue:
         self.logprobs = None if self.logprobs is None or sample.logprobs is None else self.logprobs + sample.logprobs
         self.finish_reason = sample.finish_reason
         self.truncated |= sample.finish_reason == "length"
-        self.turns += 1
         content = tokenizer.decode(sample.token_ids, skip_special_tokens=True)
         self.messages = [*self.messages, {"role": "assistant", "content": content}]
 
