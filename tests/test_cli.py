@@ -51,7 +51,7 @@ def test_console_script_is_installed():
     script = Path(sys.executable).with_name("rlhf-ray")
     result = subprocess.run([script, "validate", DEMO, "resources.num_cpus=1"], capture_output=True, text=True)
     assert result.returncode == EXIT_CONFIG_ERROR
-    assert "resources.num_cpus: 1 logical CPUs, but the roles need 4" in result.stderr
+    assert "resources.num_cpus: 1 logical CPUs, but the roles need 2" in result.stderr
 
 
 def test_a_bad_sft_row_fails_before_anything_starts(tmp_path, capsys):

@@ -24,6 +24,13 @@ def check_colocation(cfg: Config) -> list[ConfigIssue]:
         if len({(r.num_nodes, r.gpus_per_node) for r in shapes.values()}) > 1:
             described = ", ".join(f"{role}: {r.num_nodes}x{r.gpus_per_node}" for role, r in shapes.items())
             issues.append(ConfigIssue(path, f"colocated roles need the same nodes x gpus_per_node ({described})"))
+    if cfg.resources.shared_processes and not cfg.resources.colocate:
+        issues.append(
+            ConfigIssue(
+                "resources.shared_processes",
+                "puts each colocation group's roles in one process, but resources.colocate names no group",
+            )
+        )
     return issues
 
 

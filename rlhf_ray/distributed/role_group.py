@@ -20,35 +20,51 @@ from rlhf_ray.distributed.dispatch import Dispatch, dispatch_mode
 from rlhf_ray.distributed.failures import ActorProcess, actor_id, get_all
 from rlhf_ray.distributed.faults import process_env
 from rlhf_ray.distributed.placement import RoleSlots
+from rlhf_ray.distributed.role_host import HostedRole, RoleHosts
 
 SHUTDOWN_S = 30.0
 """How long the ranks may take to leave their process groups before they are killed regardless."""
 
 
 class RoleGroup:
-    def __init__(self, name: str, worker_cls: type, slots: RoleSlots, cfg: Config, device: DeviceProfile):
+    def __init__(
+        self,
+        name: str,
+        worker_cls: type,
+        slots: RoleSlots,
+        cfg: Config,
+        device: DeviceProfile,
+        hosts: RoleHosts | None = None,
+    ):
+        """The role's ranks as actors of their own, or, with ``hosts``, inside the processes it shares with
+        the other roles of its colocation group (``resources.shared_processes``)."""
         cfg = device.resolved(cfg)  # the ranks get concrete precisions and dtypes
         self.name = name
         self.worker_cls = worker_cls
         self.world_size = slots.world_size
         self.holds_model: bool = worker_cls.holds_model
-        actor_cls = ray.remote(worker_cls)
-        self.actors = [
-            actor_cls.options(
-                runtime_env={"env_vars": device.actor_env(cfg.resources) | process_env(name, rank)},
-                **slots.actor_options(rank),
-            ).remote(cfg, rank, self.world_size, device)
-            for rank in range(self.world_size)
-        ]
+        if hosts is None:
+            actor_cls = ray.remote(worker_cls)
+            self.actors = [
+                actor_cls.options(
+                    runtime_env={"env_vars": device.actor_env(cfg.resources) | process_env(name, rank)},
+                    **slots.actor_options(rank),
+                ).remote(cfg, rank, self.world_size, device)
+                for rank in range(self.world_size)
+            ]
+        else:
+            self.actors = hosts.ranks(name)
         self.nodes: list[str] = get_all([actor.node_id.remote() for actor in self.actors])
         logs = get_all([actor.log_file.remote() for actor in self.actors])
+        process_name = name if hosts is None else hosts.name
         self.processes = {
-            actor_id(actor): ActorProcess(name, rank, node, log)
+            actor_id(actor): ActorProcess(process_name, rank, node, log)
             for rank, (actor, node, log) in enumerate(zip(self.actors, self.nodes, logs, strict=True))
         }
         """Each rank as the driver names it when it dies, by actor id."""
-        master_addr, master_port = get_all([self.actors[0].rendezvous_address.remote()])[0]
-        get_all([actor.init_process_group.remote(master_addr, master_port) for actor in self.actors])
+        if hosts is None:  # hosts join theirs when they start
+            master_addr, master_port = get_all([self.actors[0].rendezvous_address.remote()])[0]
+            get_all([actor.init_process_group.remote(master_addr, master_port) for actor in self.actors])
 
     def __getattr__(self, name: str) -> GroupMethod:
         worker_cls = self.__dict__.get("worker_cls")
@@ -68,7 +84,7 @@ class RoleGroup:
             calls = [actor.shutdown.remote() for actor in self.actors]
             ray.wait(calls, num_returns=len(calls), timeout=SHUTDOWN_S)
         for actor in self.actors:
-            ray.kill(actor)
+            ray.kill(actor.host if isinstance(actor, HostedRole) else actor)
 
 
 class GroupMethod:
@@ -118,15 +134,20 @@ class GroupCall:
 
 
 def share_cores(groups: Iterable[RoleGroup], alongside: int = 0) -> None:
-    """Before a phase in which ``groups`` compute at once, tell every rank how many of the phase's ranks
+    """Before a phase in which ``groups`` compute at once, tell every rank how many of the phase's processes
     share its node, so that together they use each node's cores once (a rank's calls run in the order
-    they are sent, so the phase's calls that follow see the new share). ``alongside``: processes on
+    they are sent, so the phase's calls that follow see the new share; roles sharing a process run one
+    after another, so the process counts once). ``alongside``: processes on
     every node that compute during the phase too (engines generating ahead)."""
     groups = [group for group in groups if group.holds_model]  # a reward function barely computes
-    ranks_on = Counter(node for group in groups for node in group.nodes)
-    for group in groups:
-        for actor, node in zip(group.actors, group.nodes, strict=True):
-            actor.share_cores.remote(ranks_on[node] + alongside)
+    processes = {
+        actor_id(actor): (actor, node)
+        for group in groups
+        for actor, node in zip(group.actors, group.nodes, strict=True)
+    }
+    ranks_on = Counter(node for _, node in processes.values())
+    for actor, node in processes.values():
+        actor.share_cores.remote(ranks_on[node] + alongside)
 
 
 def _pad_to_multiple(batch, multiple: int):

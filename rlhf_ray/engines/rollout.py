@@ -51,6 +51,29 @@ class SamplingSpec:
         )
 
 
+CHUNKS_PER_ENGINE = 2
+
+
+def calls_per_step(num_engines: int) -> int:
+    """How many calls a step's prompts are split into: one per engine batches best; with several engines
+    smaller chunks let a fast one take over a slow one's work."""
+    return 1 if num_engines == 1 else num_engines * CHUNKS_PER_ENGINE
+
+
+def cpu_kv_cache_bytes(cfg: Config, bytes_per_token: int, block_size: int) -> int:
+    """``rollout.cpu_kv_cache_bytes``, or with ``auto`` what holds every sequence of one engine call at its
+    longest (prompt and every turn), in whole blocks of ``block_size`` tokens, plus the block vLLM keeps
+    aside: a step's share of an engine at once, and not a block more (the cache is most of an engine's
+    memory beyond the libraries)."""
+    rollout = cfg.rollout
+    if rollout.cpu_kv_cache_bytes != "auto":
+        return rollout.cpu_kv_cache_bytes
+    prompts_per_call = -(-cfg.data.prompts_per_step // calls_per_step(rollout.num_engines))
+    blocks_per_sequence = -(-(cfg.data.max_prompt_length + rollout.max_continuation_tokens) // block_size)
+    blocks = prompts_per_call * rollout.samples_per_prompt * blocks_per_sequence + 1
+    return blocks * block_size * bytes_per_token
+
+
 @dataclass(frozen=True)
 class KVCapacity:
     """What a vLLM engine holds at once: KV-cache blocks of ``block_size`` tokens, and sequences."""

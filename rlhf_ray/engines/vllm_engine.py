@@ -8,35 +8,56 @@ import os
 from collections.abc import Sequence
 
 import torch
+from transformers import AutoConfig
 
 from rlhf_ray.config import Config
 from rlhf_ray.config.device import DeviceProfile
 from rlhf_ray.config.schema import RolloutConfig
 from rlhf_ray.data.samples import Sample
 from rlhf_ray.distributed.weight_sync.buckets import TensorSpec
-from rlhf_ray.engines.rollout import KVCapacity, SamplingSpec
+from rlhf_ray.engines.rollout import KVCapacity, SamplingSpec, cpu_kv_cache_bytes
+
+CPU_BLOCK_SIZE = 128
+"""Tokens per KV-cache block on CPU (vLLM's own default there, made explicit for the cache's sizing)."""
 
 
 def create_engine(model_path: str, cfg: Config, engine_index: int, device: DeviceProfile) -> VLLMEngine:
     max_model_len = cfg.data.max_prompt_length + cfg.rollout.max_continuation_tokens
-    return VLLMEngine(model_path, cfg.rollout, max_model_len, cfg.seed + engine_index, device.kind == "cuda")
+    kv_bytes = None
+    if device.kind != "cuda":
+        kv_bytes = cpu_kv_cache_bytes(cfg, kv_bytes_per_token(model_path, cfg.rollout.dtype), CPU_BLOCK_SIZE)
+    return VLLMEngine(model_path, cfg.rollout, max_model_len, cfg.seed + engine_index, kv_bytes)
+
+
+def kv_bytes_per_token(model_path: str, dtype: str) -> int:
+    """Bytes of keys and values one token takes over every layer of the model at ``model_path``."""
+    config = AutoConfig.from_pretrained(model_path)
+    kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return (
+        2 * config.num_hidden_layers * kv_heads * head_dim * torch.empty((), dtype=getattr(torch, dtype)).element_size()
+    )
 
 
 class VLLMEngine:
-    def __init__(self, model_path: str, rollout: RolloutConfig, max_model_len: int, seed: int, on_gpu: bool):
+    def __init__(
+        self, model_path: str, rollout: RolloutConfig, max_model_len: int, seed: int, cpu_kv_bytes: int | None
+    ):
+        """``cpu_kv_bytes``: the KV cache's size on CPU; None on GPUs, where a memory fraction sizes it."""
         # The engine core runs in this process; with tensor parallelism its workers are child processes.
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         self.sync_ranks = rollout.tensor_parallel_size
-        if self.sync_ranks > 1 and not on_gpu:
+        if self.sync_ranks > 1 and cpu_kv_bytes is not None:
             # vLLM would bind each CPU worker to a NUMA node of its own; Ray already chose this actor's CPUs.
             os.environ["VLLM_CPU_OMP_THREADS_BIND"] = "nobind"
         from vllm import LLM
 
         memory = (
             {"gpu_memory_utilization": rollout.gpu_memory_utilization}
-            if on_gpu
+            if cpu_kv_bytes is None
             else {
-                "kv_cache_memory_bytes": rollout.cpu_kv_cache_bytes,
+                "kv_cache_memory_bytes": cpu_kv_bytes,
+                "block_size": CPU_BLOCK_SIZE,
                 # A seeded request whose prefill is split over scheduler steps crashes vLLM's CPU runner
                 # (it rewinds the request's generator, which a CPU generator cannot do); long calls, such
                 # as a conversation's later turns, would be split. Whole prefills avoid it.

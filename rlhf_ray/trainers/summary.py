@@ -22,7 +22,9 @@ def role_lines(cfg: Config, roles: RoleGroups, device: str) -> list[str]:
     lines = []
     for name, group in roles.groups.items():
         ranks = f"{group.world_size} rank{'s' if group.world_size > 1 else ''}"
-        lines.append(f"  {name:<10} {ranks:<8} on {device}: {_computes(cfg, name)}")
+        process = next(iter(group.processes.values())).role  # a shared process is named by its roles
+        shared = "" if process == name else f" (one process: {process})"
+        lines.append(f"  {name:<10} {ranks:<8} on {device}: {_computes(cfg, name)}{shared}")
     rollout = cfg.rollout
     engines = f"{len(roles.rollout.engines)} engine{'s' if len(roles.rollout.engines) > 1 else ''}"
     ahead = f", {rollout.async_steps} step(s) ahead" if rollout.async_steps else ""

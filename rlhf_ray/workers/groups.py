@@ -14,6 +14,7 @@ from rlhf_ray.config.schema.roles import ROLE_SPECS, RoleSpec
 from rlhf_ray.distributed.failures import RestartBudget, RoleFailure, get_all, identify
 from rlhf_ray.distributed.placement import RoleSlots, release, reserve
 from rlhf_ray.distributed.role_group import RoleGroup
+from rlhf_ray.distributed.role_host import RoleHosts
 from rlhf_ray.models.paths import ModelPaths
 from rlhf_ray.workers.rollout_group import RolloutGroup
 
@@ -72,9 +73,9 @@ def start_role_groups(
     roles = cfg.active_roles()
     units = [*plan_placement(cfg, device, roles), *rollout_units(cfg, device)]
     slots = reserve(units, cfg.resources.placement_timeout_s)
-    groups = {
-        role: RoleGroup(role, import_object(ROLE_SPECS[role].worker(cfg)), slots[role], cfg, device) for role in roles
-    }
+    workers = {role: import_object(ROLE_SPECS[role].worker(cfg)) for role in roles}
+    hosts = shared_hosts(cfg, device, workers, slots)
+    groups = {role: RoleGroup(role, workers[role], slots[role], cfg, device, hosts.get(role)) for role in roles}
     setups = [
         ref
         for role, group in groups.items()
@@ -92,6 +93,21 @@ def start_role_groups(
         raise failure from error
     rollout.describe()
     return roles
+
+
+def shared_hosts(
+    cfg: Config, device: DeviceProfile, workers: dict[str, type], slots: dict[str, RoleSlots]
+) -> dict[str, RoleHosts]:
+    """With ``resources.shared_processes``, the processes each colocation group's roles share, by role."""
+    if not cfg.resources.shared_processes:
+        return {}
+    hosts = {}
+    for group in cfg.resources.colocate:
+        members = {role: workers[role] for role in group if role in workers}
+        if len(members) > 1:
+            shared = RoleHosts(members, slots, cfg, device)
+            hosts.update(dict.fromkeys(members, shared))
+    return hosts
 
 
 def setup_arguments(role: RoleSpec, cfg: Config, paths: ModelPaths, iterations: int) -> tuple:

@@ -19,10 +19,9 @@ from rlhf_ray.distributed.faults import process_env
 from rlhf_ray.distributed.placement import RoleSlots
 from rlhf_ray.distributed.role_group import RoleGroup, share_cores
 from rlhf_ray.distributed.weight_sync.strategies import create_weight_sync
-from rlhf_ray.engines.rollout import KVCapacity, SamplingSpec, kv_cache_shortfall
+from rlhf_ray.engines.rollout import KVCapacity, SamplingSpec, calls_per_step, kv_cache_shortfall
 from rlhf_ray.workers.rollout_worker import RolloutWorker, StaleWeightsError
 
-CHUNKS_PER_ENGINE = 2
 Generate = Callable[[Sequence[Sequence[int]], SamplingSpec], list[list[Sample]]]
 """``sampling.n`` samples for each of the prompts' token ids."""
 log = logging.getLogger(__name__)
@@ -109,9 +108,7 @@ class RolloutGroup:
             )
         if self.in_process:
             share_cores([self.policy])  # the policy's ranks generate while every other role waits
-        # One call per engine batches best; smaller chunks let a fast engine take over a slow one's work.
-        chunks = 1 if len(self.engines) == 1 else len(self.engines) * CHUNKS_PER_ENGINE
-        chunk = max(1, -(-len(prompts) // chunks))
+        chunk = max(1, -(-len(prompts) // calls_per_step(len(self.engines))))
         self._warn_of_waves(prompts[:chunk], sampling)
         pending = list(range(0, len(prompts), chunk))
         results: dict[int, list[list[Sample]]] = {}

@@ -131,6 +131,15 @@ def test_colocation_groups_are_checked():
     ) in found
 
 
+def test_shared_processes_need_a_colocation_group():
+    found = issues_of(base(resources={"device": "cpu", "shared_processes": True}))
+    assert found["resources.shared_processes"] == (
+        "puts each colocation group's roles in one process, but resources.colocate names no group"
+    )
+    raw = base(resources={"device": "cpu", "shared_processes": True, "colocate": [["policy", "reference"]]})
+    assert validate_config(raw).resources.shared_processes
+
+
 def test_head_dim_below_32_is_rejected_for_vllm_cpu():
     found = issues_of(base(models={"tiny": {"hidden_size": 64, "num_heads": 4}}))
     assert "head_dim = hidden_size / num_heads = 16" in found["models.tiny.num_heads"]

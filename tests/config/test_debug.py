@@ -55,6 +55,8 @@ def test_a_gpu_cluster_recipe_shrinks_to_a_valid_cpu_run(recipe):
     assert (cfg.resources.device, cfg.resources.num_nodes, cfg.rollout.num_engines) == ("cpu", 1, 1)
     samples = cfg.data.prompts_per_step * cfg.rollout.samples_per_prompt
     assert cfg.data.prompts_per_step <= 4 and cfg.train.max_steps == 2
+    # One rank of each role, all in one process (the recipe's own colocation groups were for GPUs).
+    assert cfg.resources.colocate == [cfg.active_roles()] and cfg.resources.shared_processes
     for role in cfg.active_roles():
         assert cfg.resources.role(role).world_size == 1
         if role in ("policy", "critic"):
@@ -65,6 +67,7 @@ def test_a_gpu_cluster_recipe_shrinks_to_a_valid_cpu_run(recipe):
 def test_on_a_gpu_machine_the_roles_keep_the_gpus():
     overlay = debug_overlay(load_debug_config(DEMO, []), local_gpus=2)
     assert "resources.device" not in overlay and overlay["resources.gpus_per_node"] == 2
+    assert "resources.colocate" not in overlay and "resources.shared_processes" not in overlay
 
 
 def test_verbose_logging_prints_each_steps_phase_timings(tmp_path, capsys):

@@ -61,8 +61,9 @@ def reference_scores(path, batch: SequenceBatch) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def four_roles(tiny_dir, tiny_paths):
-    """Policy (2 ranks, ZeRO-2) colocated with the reference (2 ranks, ZeRO-3); critic (2 ranks, ZeRO-3)
-    and reward model (1 rank) on their own."""
+    """Policy (2 ranks, ZeRO-2) colocated with the reference (2 ranks, ZeRO-3), both in one process per
+    rank (two DeepSpeed engines in one process); critic (2 ranks, ZeRO-3) and reward model (1 rank) on
+    their own."""
     cfg = role_config(
         tiny_dir,
         models={
@@ -81,6 +82,7 @@ def four_roles(tiny_dir, tiny_paths):
             "reference": {"gpus_per_node": 2},
             "critic": {"gpus_per_node": 2},
             "colocate": [["policy", "reference"]],
+            "shared_processes": True,
         },
     )
     groups = start_role_groups(cfg, CPU, tiny_paths, iterations=10)
@@ -93,6 +95,14 @@ def test_colocated_roles_share_a_placement_group(four_roles):
     assert slots["policy"].placement_group == slots["reference"].placement_group
     assert slots["critic"].placement_group != slots["policy"].placement_group
     assert (slots["policy"].num_cpus, slots["critic"].num_cpus) == (0.5, 1.0)
+
+
+def test_shared_processes_hold_a_rank_of_each_colocated_role(four_roles):
+    policy, reference, critic = four_roles.policy, four_roles.reference, four_roles.critic
+    assert list(policy.processes) == list(reference.processes)  # the same actor for each rank
+    assert [p.log_file for p in policy.processes.values()] == [p.log_file for p in reference.processes.values()]
+    assert [p.role for p in reference.processes.values()] == ["policy+reference"] * 2
+    assert not set(critic.processes) & set(policy.processes)
 
 
 @pytest.mark.parametrize("size", [7, 1])  # 7 shards unevenly over 2 ranks; 1 leaves a rank only padding
@@ -140,7 +150,8 @@ def test_updates_lower_the_loss_and_leave_the_reference_alone(four_roles):
 
 
 def torch_threads(group: RoleGroup) -> list[int]:
-    return ray.get([actor.__ray_call__.remote(lambda _: torch.get_num_threads()) for actor in group.actors])
+    actors = [getattr(actor, "host", actor) for actor in group.actors]  # a hosted role: its process's actor
+    return ray.get([actor.__ray_call__.remote(lambda _: torch.get_num_threads()) for actor in actors])
 
 
 def test_ranks_computing_together_share_their_nodes_cores(four_roles):

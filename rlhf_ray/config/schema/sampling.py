@@ -78,8 +78,10 @@ class RolloutConfig(Section):
     """Token ids that end a response besides the tokenizer's EOS."""
     gpu_memory_utilization: Probability = 0.5
     """Fraction of a GPU's memory a vLLM engine may take (GPU only)."""
-    cpu_kv_cache_bytes: PositiveInt = 256 * 1024**2
-    """KV-cache size of a vLLM engine on CPU, where the memory fraction does not apply."""
+    cpu_kv_cache_bytes: PositiveInt | Literal["auto"] = "auto"
+    """KV-cache size of a vLLM engine on CPU, where the memory fraction does not apply. ``auto``: what the
+    sequences of one engine call (its share of a step) need at their longest, so a step runs at once
+    and no memory sits idle; a larger evaluation set then runs in waves."""
     enable_prefix_caching: bool = True
     """Reuse KV cache across samples of one prompt."""
     return_logprobs: bool = True

@@ -104,6 +104,11 @@ class ClusterSection(Section):
     """CPU threads for torch (and OpenMP) in each actor. None (on CPU): the ranks computing at once in
     each phase share their node's cores equally (the rollout engines, which generate alone, take them
     all); a number fixes every actor's threads."""
+    shared_processes: bool = False
+    """Each rank of a colocation group (``colocate``) is one process holding that rank of every role of
+    the group, instead of a process per role: the libraries are loaded once, and the roles compute one
+    after another, each with all the rank's cores (the hybrid-engine layout). On a small machine this
+    saves a process's memory per role."""
     placement_timeout_s: Annotated[float, Field(gt=0.0)] = 120.0
     """How long to wait for the cluster to grant the placement before failing."""
     max_restarts: Annotated[int, Field(ge=0)] = 3
