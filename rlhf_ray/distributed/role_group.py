@@ -18,9 +18,8 @@ from rlhf_ray.config import Config
 from rlhf_ray.config.device import DeviceProfile
 from rlhf_ray.distributed.dispatch import Dispatch, dispatch_mode
 from rlhf_ray.distributed.failures import ActorProcess, actor_id, get_all
-from rlhf_ray.distributed.faults import process_env
 from rlhf_ray.distributed.placement import RoleSlots
-from rlhf_ray.distributed.role_host import HostedRole, RoleHosts
+from rlhf_ray.distributed.role_host import HostedRole, RoleHosts, join_process_group, start_ranks
 
 SHUTDOWN_S = 30.0
 """How long the ranks may take to leave their process groups before they are killed regardless."""
@@ -43,17 +42,7 @@ class RoleGroup:
         self.worker_cls = worker_cls
         self.world_size = slots.world_size
         self.holds_model: bool = worker_cls.holds_model
-        if hosts is None:
-            actor_cls = ray.remote(worker_cls)
-            self.actors = [
-                actor_cls.options(
-                    runtime_env={"env_vars": device.actor_env(cfg.resources) | process_env(name, rank)},
-                    **slots.actor_options(rank),
-                ).remote(cfg, rank, self.world_size, device)
-                for rank in range(self.world_size)
-            ]
-        else:
-            self.actors = hosts.ranks(name)
+        self.actors = start_ranks(worker_cls, name, slots, cfg, device) if hosts is None else hosts.ranks(name)
         self.nodes: list[str] = get_all([actor.node_id.remote() for actor in self.actors])
         logs = get_all([actor.log_file.remote() for actor in self.actors])
         process_name = name if hosts is None else hosts.name
@@ -63,8 +52,7 @@ class RoleGroup:
         }
         """Each rank as the driver names it when it dies, by actor id."""
         if hosts is None:  # hosts join theirs when they start
-            master_addr, master_port = get_all([self.actors[0].rendezvous_address.remote()])[0]
-            get_all([actor.init_process_group.remote(master_addr, master_port) for actor in self.actors])
+            join_process_group(self.actors)
 
     def __getattr__(self, name: str) -> GroupMethod:
         worker_cls = self.__dict__.get("worker_cls")

@@ -5,7 +5,8 @@ once per role. A role's ranks are then ``HostedRole``s, which the driver calls a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ray
@@ -51,29 +52,40 @@ class _HostedMethod:
         return self.host.call.remote(self.role, self.method, *args, **kwargs)
 
 
+def start_ranks(
+    actor_cls: type, name: str, slots: RoleSlots, cfg: Config, device: DeviceProfile, *leading: Any
+) -> list[ray.actor.ActorHandle]:
+    """One actor of ``actor_cls`` per rank of ``slots``, placed, with the process's environment; each built
+    with ``(*leading, cfg, rank, world_size, device)``."""
+    remote_cls = ray.remote(actor_cls)
+    return [
+        remote_cls.options(
+            runtime_env={"env_vars": device.actor_env(cfg.resources) | process_env(name, rank)},
+            **slots.actor_options(rank),
+        ).remote(*leading, cfg, rank, slots.world_size, device)
+        for rank in range(slots.world_size)
+    ]
+
+
+def join_process_group(ranks: Sequence[Any]) -> None:
+    """Every rank (an actor, or a role in a host) joins one torch.distributed group that rank 0 hosts."""
+    master_addr, master_port = get_all([ranks[0].rendezvous_address.remote()])[0]
+    get_all([rank.init_process_group.remote(master_addr, master_port) for rank in ranks])
+
+
 class RoleHosts:
     """The hosts of one colocation group, one per rank, already in one process group."""
 
     def __init__(self, workers: Mapping[str, type], slots: Mapping[str, RoleSlots], cfg: Config, device: DeviceProfile):
         cfg = device.resolved(cfg)
         self.name = "+".join(workers)
-        first = next(iter(workers))
         # Each role's slot is its share of the unit's; the one process takes every share.
-        share = slots[first]
-        options = {
-            "num_cpus": share.num_cpus * len(workers),
-            "num_gpus": share.num_gpus * len(workers),
-        }
-        host_cls = ray.remote(RoleHost)
-        self.actors = [
-            host_cls.options(
-                runtime_env={"env_vars": device.actor_env(cfg.resources) | process_env(self.name, rank)},
-                **(share.actor_options(rank) | options),
-            ).remote(dict(workers), cfg, rank, share.world_size, device)
-            for rank in range(share.world_size)
-        ]
-        master_addr, master_port = get_all([self.actors[0].call.remote(first, "rendezvous_address")])[0]
-        get_all([actor.call.remote(first, "init_process_group", master_addr, master_port) for actor in self.actors])
+        share = slots[next(iter(workers))]
+        whole = dataclasses.replace(
+            share, num_cpus=share.num_cpus * len(workers), num_gpus=share.num_gpus * len(workers)
+        )
+        self.actors = start_ranks(RoleHost, self.name, whole, cfg, device, dict(workers))
+        join_process_group(self.ranks(next(iter(workers))))
 
     def ranks(self, role: str) -> list[HostedRole]:
         return [HostedRole(actor, role) for actor in self.actors]

@@ -34,9 +34,7 @@ def kv_bytes_per_token(model_path: str, dtype: str) -> int:
     config = AutoConfig.from_pretrained(model_path)
     kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    return (
-        2 * config.num_hidden_layers * kv_heads * head_dim * torch.empty((), dtype=getattr(torch, dtype)).element_size()
-    )
+    return 2 * config.num_hidden_layers * kv_heads * head_dim * getattr(torch, dtype).itemsize
 
 
 class VLLMEngine:
