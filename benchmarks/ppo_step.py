@@ -5,9 +5,11 @@ reward, reference) and PPO (critic, reference, reward model), in fp32 and in bf1
 
 Shape: a Llama-style policy with vocab 1024, hidden 256, intermediate 688, 4 layers, 4 heads (random
 init, seed 0); 32 prompts of 8-16 tokens x 4 samples = 128 responses of up to 32 new tokens per step;
-one epoch in micro-batches of 32; one optimizer step per iteration. ``fp32``: every role and engine in
-fp32; ``bf16``: the trained roles in bf16 with fp32 master weights, the engines, the reference and the
-reward model in bf16. Figures are medians over steps 3-10.
+one epoch in micro-batches of 32; one optimizer step per iteration. The CPU configs' layout: every role
+and the engine in one process, on-policy (``rollout.weight_sync=broadcast rollout.async_steps=1
+algorithm.rollout_correction.mode=tis`` gives the engine a process of its own, a step ahead).
+``fp32``: every role and engine in fp32; ``bf16``: the trained roles in bf16 with fp32 master weights,
+the engines, the reference and the reward model in bf16. Figures are medians over steps 3-10.
 
     .venv/bin/python benchmarks/ppo_step.py [--steps 11] [--only grpo|ppo] [--precision fp32|bf16] [overrides ...]
 """
@@ -88,9 +90,10 @@ def experiment(variant: str, precision: str, workdir: str, steps: int, overrides
         "data": {"train_path": write_prompts(workdir), "apply_chat_template": False,
                  "max_prompt_length": max(PROMPT_TOKENS), "prompts_per_step": 32},
         "rollout": {"samples_per_prompt": 4, "max_new_tokens": 32, "dtype": dtype, "enforce_eager": True,
-                    "temperature": 1.0},
+                    "temperature": 1.0, "weight_sync": "in_process"},
         "train": {"max_steps": steps, "forward_micro_batch_size": 32, "policy": trained, "critic": trained},
-        "resources": {"device": "cpu"},
+        "resources": {"device": "cpu", "colocate": [["policy", "critic", "reference", "reward"]],
+                      "shared_processes": True},
         "logging": {"dir": f"{workdir}/logs", "wandb": {"mode": "disabled"}, "sample_table_interval": 0},
         "checkpoint": {"dir": f"{workdir}/ckpt", "interval": 0, "resume": "never", "export_dir": None},
         **VARIANTS[variant],

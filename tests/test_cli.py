@@ -49,7 +49,8 @@ def test_validate_names_a_reward_function_parameter_it_cannot_fill_in_seconds(ca
 
 def test_console_script_is_installed():
     script = Path(sys.executable).with_name("rlhf-ray")
-    result = subprocess.run([script, "validate", DEMO, "resources.num_cpus=1"], capture_output=True, text=True)
+    command = [script, "validate", DEMO, "resources.num_cpus=1", "rollout.weight_sync=broadcast"]  # an engine process
+    result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == EXIT_CONFIG_ERROR
     assert "resources.num_cpus: 1 logical CPUs, but the roles need 2" in result.stderr
 

@@ -71,6 +71,8 @@ def debug_overlay(cfg: Config, local_gpus: int) -> dict[str, Any]:
         # One rank of every role: one process holds them all (the libraries loaded once, a quicker start).
         overlay["resources.colocate"] = [cfg.active_roles()]
         overlay["resources.shared_processes"] = True
+        if not cfg.rollout.async_steps:  # the engine in that process too: no process of its own to start
+            overlay["rollout.weight_sync"] = "in_process"
     else:
         overlay["resources.gpus_per_node"] = local_gpus
     return overlay

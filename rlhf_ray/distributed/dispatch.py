@@ -17,7 +17,8 @@ _ATTRIBUTE = "__rlhf_dispatch__"
 class Dispatch(Enum):
     SHARDED = "sharded"
     """The batch split over the ranks (padded with copies of its last row to a multiple of them, since the
-    ranks of a ZeRO-3 group must run alike); tensors gathered in order, padding dropped, metrics averaged."""
+    ranks of a ZeRO-3 group must run alike); tensors gathered in order, padding dropped, numbers averaged
+(also under each key of a dict)."""
     EVEN = "even"
     """As SHARDED, but the batch must split evenly (an update: a copied row would be trained on twice)."""
     ALL = "all"

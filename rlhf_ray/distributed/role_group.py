@@ -114,10 +114,16 @@ class GroupCall:
             return results
         if self.mode is Dispatch.RANK_ZERO:
             return results[0]
+        if isinstance(results[0], dict):
+            return {key: self._gather([r[key] for r in results]) for key in results[0]}
+        return self._gather(results)
+
+    def _gather(self, results: list[Any]) -> Any:
+        """The ranks' tensors of their shards in order (the padding dropped), their numbers averaged."""
         if isinstance(results[0], torch.Tensor):
             return torch.cat(results)[: self.batch_size]
-        if isinstance(results[0], dict):
-            return {key: sum(r[key] for r in results) / len(results) for key in results[0]}
+        if isinstance(results[0], int | float):
+            return sum(results) / len(results)
         return results
 
 

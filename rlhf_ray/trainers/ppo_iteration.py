@@ -14,7 +14,7 @@ import torch
 from rlhf_ray.algorithms import logprob_mismatch
 from rlhf_ray.config import Config
 from rlhf_ray.data import SequenceBatch
-from rlhf_ray.data.experience import compute_advantages
+from rlhf_ray.data.experience import compute_advantages, old_policy_terms
 from rlhf_ray.data.prompts import Prompt, PromptSet
 from rlhf_ray.data.samples import Sample, batch_from_samples
 from rlhf_ray.distributed.role_group import GroupCall, share_cores
@@ -49,6 +49,8 @@ class PPOIteration:
         """How the reward functions' values make the reward (None: a reward model scores)."""
         self.rollouts = rollouts_for(cfg.rollout, tokenizer)
         """Single answers, or conversations with ``rollout.environment``."""
+        self.old_logprobs_from_update = cfg.old_logprobs_from_update()
+        """Whether the policy update gives the log-probs before it (no forward of their own)."""
 
     def run(
         self, rollout: Rollout, rollouts: RolloutQueue, state: TrainerState, timer: PhaseTimer
@@ -60,12 +62,18 @@ class PPOIteration:
         batch, reward_metrics = self.score(batch, timer)
         with timer.phase("advantages"):
             batch, metrics = compute_advantages(batch, cfg.algorithm, self.kl.value, cfg.rollout.samples_per_prompt)
+            if not self.old_logprobs_from_update:
+                batch = self.old_policy_terms(batch, metrics)
         share_cores(roles.trained().values(), alongside=roles.rollout.engines_alongside)
         with timer.phase("update"):
             updates = {"policy_update": roles.policy.update(batch, kl_coef=self.kl.value)}
             if roles.critic is not None:
                 updates["critic_update"] = roles.critic.update(batch)
             results = _gather_timed(updates, timer)
+        if self.old_logprobs_from_update:
+            batch = self.old_policy_terms(
+                batch.with_fields(old_logprobs=results["policy_update"].pop("old_logprobs")), metrics
+            )
         if cfg.rollout.async_steps:
             with timer.phase("generate_ahead"):  # what the update did not hide of the next steps' sampling
                 roles.rollout.finish_generating()
@@ -115,7 +123,8 @@ class PPOIteration:
         mean value ``rollout/reward/<name>``."""
         roles = self.roles
         forwards = {"reward": roles.reward.scores if self.reward_sum is None else roles.reward.function_scores}
-        if self.cfg.algorithm.old_logprobs == "recompute":
+        recompute = self.cfg.algorithm.old_logprobs == "recompute"
+        if recompute and not self.old_logprobs_from_update:
             forwards["logprobs"] = roles.policy.logprobs
         if roles.reference is not None:
             forwards["reference"] = roles.reference.logprobs
@@ -128,11 +137,18 @@ class PPOIteration:
         scores, reward_metrics = self.rewards(results["reward"])
         scored = batch.with_fields(
             scores=scores,
-            old_logprobs=results.get("logprobs", batch.rollout_logprobs),
+            old_logprobs=results.get("logprobs") if recompute else batch.rollout_logprobs,
             ref_logprobs=results.get("reference"),
             values=results.get("values"),
         )
         return scored, reward_metrics
+
+    def old_policy_terms(self, batch: SequenceBatch, metrics: dict[str, float]) -> SequenceBatch:
+        """The batch with the rollout correction's weights from its ``old_logprobs``; their statistics and
+        the KL to the reference into ``metrics``."""
+        batch, old_metrics = old_policy_terms(batch, self.cfg.algorithm)
+        metrics.update(old_metrics)
+        return batch
 
     def rewards(self, answer: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """The [B] rewards from the reward role's answer: a model's scores, or the [B, F] values of the

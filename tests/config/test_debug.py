@@ -57,11 +57,18 @@ def test_a_gpu_cluster_recipe_shrinks_to_a_valid_cpu_run(recipe):
     assert cfg.data.prompts_per_step <= 4 and cfg.train.max_steps == 2
     # One rank of each role, all in one process (the recipe's own colocation groups were for GPUs).
     assert cfg.resources.colocate == [cfg.active_roles()] and cfg.resources.shared_processes
+    assert cfg.rollout.weight_sync == "in_process"  # on-policy: the engine in that process too
     for role in cfg.active_roles():
         assert cfg.resources.role(role).world_size == 1
         if role in ("policy", "critic"):
             train = getattr(cfg.train, role)
             assert train.global_batch_size == samples and not (train.offload_optimizer or train.offload_params)
+
+
+def test_an_engine_generating_ahead_keeps_a_process_of_its_own():
+    off_policy = ["rollout.async_steps=1", "algorithm.rollout_correction.mode=tis"]
+    cfg = load_debug_config(ROOT / "configs" / "qwen2.5-1.5b_grpo_1node.yaml", off_policy)
+    assert cfg.resources.shared_processes and cfg.rollout.weight_sync == "broadcast"
 
 
 def test_on_a_gpu_machine_the_roles_keep_the_gpus():

@@ -65,3 +65,23 @@ def test_the_schema_helpers_read_the_table(algorithm, reward, active, trained, o
     assert cfg.active_roles() == active
     assert cfg.trained_roles() == trained
     assert [role for role in active if cfg.role_uses_accelerator(role)] == on_accelerator
+
+
+ONE_STEP = {"policy": {"micro_batch_size": 4, "global_batch_size": 32}}
+KL_IN_LOSS = {"kl": {"estimator": "k3", "placement": "loss"}}
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "train", "from_update"),
+    [
+        (KL_IN_LOSS, ONE_STEP, True),
+        ({"kl": {"coef": 0}}, ONE_STEP, True),  # a KL in the reward, but no reference: no KL at all
+        ({}, ONE_STEP, False),  # the KL in the reward needs them before the advantages
+        (KL_IN_LOSS, {}, False),  # two optimizer steps: the second one's forward sees new weights
+        (KL_IN_LOSS, {"policy": {**ONE_STEP["policy"], "epochs": 2}}, False),
+        ({**KL_IN_LOSS, "old_logprobs": "rollout"}, ONE_STEP, False),  # the engines' are the old ones
+    ],
+)  # fmt: skip
+def test_the_update_gives_the_old_logprobs_when_it_is_one_optimizer_step(algorithm, train, from_update):
+    cfg = validate_config(base(algorithm={"advantage_estimator": "grpo", **algorithm}, train=train))
+    assert cfg.old_logprobs_from_update() is from_update

@@ -1,4 +1,5 @@
-"""From a scored batch to advantages: every estimator takes the KL where the config puts it."""
+"""From a scored batch to advantages: every estimator takes the KL where the config puts it; from the
+policy's log-probs before the update, the KL to the reference and the rollout correction's weights."""
 
 import pytest
 import torch
@@ -7,7 +8,7 @@ from rlhf_ray.algorithms import ADVANTAGE_ESTIMATORS, AdvantageInput, get_advant
 from rlhf_ray.config import validate_config
 from rlhf_ray.config.checks import check_config
 from rlhf_ray.data import pack_sequences
-from rlhf_ray.data.experience import compute_advantages
+from rlhf_ray.data.experience import compute_advantages, old_policy_terms
 
 N, PROMPTS, T = 4, 3, 6
 KL_COEF = 0.2
@@ -57,7 +58,7 @@ def test_every_estimator_takes_the_kl_where_the_config_puts_it(scored, estimator
     cfg = config(estimator, placement)
     assert check_config(cfg) == []
 
-    with_kl, metrics = compute_advantages(scored, cfg.algorithm, KL_COEF, N)
+    with_kl, _ = compute_advantages(scored, cfg.algorithm, KL_COEF, N)
     without_kl, _ = compute_advantages(scored.with_fields(ref_logprobs=scored.old_logprobs), cfg.algorithm, KL_COEF, N)
 
     mask = scored.response_mask
@@ -70,6 +71,7 @@ def test_every_estimator_takes_the_kl_where_the_config_puts_it(scored, estimator
         assert not torch.allclose(with_kl.advantages, without_kl.advantages)
     else:
         torch.testing.assert_close(with_kl.advantages, without_kl.advantages)
+    _, metrics = old_policy_terms(scored, cfg.algorithm)
     assert metrics["train/kl"] == pytest.approx((kl * mask).sum(-1).mean().item())
     assert metrics["train/kl_per_token"] == pytest.approx(((kl * mask).sum() / mask.sum()).item())
     assert metrics["train/kl"] > metrics["train/kl_per_token"] > 0
@@ -89,13 +91,30 @@ def test_group_advantages_add_the_return_to_go_of_the_kl_penalty(scored):
             assert out.advantages[i, t].item() == pytest.approx(expected, abs=1e-6)
 
 
+def test_the_advantages_need_the_old_log_probs_only_for_a_kl_in_the_reward(scored):
+    """With the KL in the loss (or no reference) the update may give the old log-probs afterwards."""
+    without_old = scored.with_fields(old_logprobs=None)
+    for placement in ("loss", "reward"):
+        algo = config("gae", placement).algorithm
+        out, _ = compute_advantages(without_old.with_fields(ref_logprobs=None), algo, KL_COEF, N)
+        torch.testing.assert_close(
+            out.advantages, compute_advantages(scored.with_fields(ref_logprobs=None), algo, KL_COEF, N)[0].advantages
+        )
+    out, _ = compute_advantages(without_old, config("gae", "loss").algorithm, KL_COEF, N)
+    torch.testing.assert_close(
+        out.advantages, compute_advantages(scored, config("gae", "loss").algorithm, KL_COEF, N)[0].advantages
+    )
+    with pytest.raises(ValueError, match="the KL in the reward needs the policy's old_logprobs"):
+        compute_advantages(without_old, config("gae", "reward").algorithm, KL_COEF, N)
+
+
 def test_a_rollout_correction_sets_the_importance_weights_and_reports_them(scored):
     cfg = config("grpo", "reward", rollout_correction={"mode": "tis", "tis_cap": 1.5})
-    out, metrics = compute_advantages(scored, cfg.algorithm, KL_COEF, N)
+    out, metrics = old_policy_terms(scored, cfg.algorithm)
     ratio = (scored.old_logprobs - scored.rollout_logprobs).exp()
     expected = torch.where(scored.response_mask.bool(), ratio.clamp(max=1.5), 0.0)
     torch.testing.assert_close(out.is_weights, expected)
     assert {"rollout/is_weight_mean", "rollout/is_weight_max", "rollout/is_masked_fraction"} <= set(metrics)
     assert metrics["rollout/is_weight_max"] == pytest.approx(1.5)
-    plain, plain_metrics = compute_advantages(scored, config("grpo", "reward").algorithm, KL_COEF, N)
+    plain, plain_metrics = old_policy_terms(scored, config("grpo", "reward").algorithm)
     assert plain.is_weights is None and "rollout/is_weight_mean" not in plain_metrics

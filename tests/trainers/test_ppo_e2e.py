@@ -178,17 +178,25 @@ def test_grpo_on_bf16_rollouts_with_an_fp32_trainer_learns_under_truncated_impor
 
 
 def test_generating_one_step_ahead_trains_one_version_behind_under_the_correction_and_learns(tmp_path):
+    """With the KL in the loss and one optimizer step per iteration, the update's own forward gives the old
+    log-probs (no forward of their own), and the correction's weights and statistics come from them."""
     run_train(
         tmp_path,
         "train.max_steps=16",
         "algorithm.advantage_estimator=grpo",
+        "algorithm.kl.placement=loss",
+        "algorithm.kl.estimator=k3",
+        "train.policy.global_batch_size=64",
         *FP32,
         "rollout.async_steps=1",
+        "rollout.weight_sync=broadcast",  # an engine of its own, to generate while the policy updates
         "algorithm.rollout_correction.mode=tis",
         "checkpoint.export_dir=null",
         "logging.wandb.mode=disabled",
     )
     by_step = metrics(tmp_path)
+    assert "timing/logprobs" not in by_step[16] and "timing/reference" in by_step[16]
+    assert by_step[16]["train/kl_per_token"] > 0
     assert sorted(by_step) == list(range(1, 17))
     # Step 1 samples with the initial weights; every later step with those of two updates before it.
     assert [by_step[step]["rollout/staleness"] for step in sorted(by_step)] == [0.0] + [1.0] * 15

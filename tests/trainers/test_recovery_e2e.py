@@ -28,6 +28,7 @@ COMMON = [
     "algorithm.kl.target=1.0",
     "algorithm.kl.horizon=100",
     "resources.shared_processes=false",
+    "rollout.weight_sync=broadcast",  # an engine in a process of its own, which dies and restarts alone
 ]
 
 

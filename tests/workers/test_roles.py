@@ -182,34 +182,42 @@ def one_update(cfg, paths, batch: SequenceBatch) -> tuple[dict, dict]:
     return metrics, weights
 
 
-def test_one_update_gives_the_same_weights_under_zero_0_2_3(tiny_dir, tiny_paths):
+def test_one_update_gives_the_same_weights_under_zero_0_2_3_and_with_its_own_old_logprobs(tiny_dir, tiny_paths):
+    """ZeRO stages 0, 2 and 3 make the same update. So does an update given no old log-probs (one optimizer
+    step: ``Config.old_logprobs_from_update``), whose forward gives them: it hands back the log-probs of
+    the weights before it, each sample's in its row whatever the micro-batches' shuffle."""
     lr = 1e-4
     batch = random_batch(8, seed=5)
     initial = AutoModelForCausalLM.from_pretrained(tiny_paths.policy, dtype=torch.float32).state_dict()
     gen = torch.Generator().manual_seed(9)
-    batch = batch.with_fields(
-        old_logprobs=reference_logprobs(tiny_paths.policy, batch),
-        advantages=torch.randn(batch.response_mask.shape, generator=gen) * batch.response_mask,
-    )
+    old_logprobs = reference_logprobs(tiny_paths.policy, batch)
+    batch = batch.with_fields(advantages=torch.randn(batch.response_mask.shape, generator=gen) * batch.response_mask)
     results = {}
-    for stage in (0, 2, 3):
+    for run in (0, 2, 3, "own"):
         cfg = role_config(
             tiny_dir,
-            train={"policy": policy_training(stage, lr)},
+            algorithm={"kl": {"estimator": "k3", "placement": "loss"}},
+            train={"policy": policy_training(2 if run == "own" else run, lr)},
             resources={"device": "cpu", "policy": {"gpus_per_node": 2}},
         )
-        results[stage] = one_update(cfg, tiny_paths, batch)
-    norms = {stage: metrics["grad_norm"] for stage, (metrics, _) in results.items()}
-    assert norms[2] == pytest.approx(norms[0], rel=1e-4) and norms[3] == pytest.approx(norms[0], rel=1e-4)
+        assert cfg.old_logprobs_from_update()
+        results[run] = one_update(
+            cfg, tiny_paths, batch if run == "own" else batch.with_fields(old_logprobs=old_logprobs)
+        )
+    norms = {run: metrics["grad_norm"] for run, (metrics, _) in results.items()}
+    for run in (2, 3, "own"):
+        assert norms[run] == pytest.approx(norms[0], rel=1e-4), run
+    assert (results["own"][0]["old_logprobs"] - old_logprobs).abs().max() < EXACT
+    assert "old_logprobs" not in results[0][0]
     # Adam's first step moves each weight by lr * g / (|g| + eps): about lr, except where a gradient is
     # near eps, and there a rounding difference in g shows. So: every weight within 10% of one step,
     # and on average within 0.01%.
-    for stage in (2, 3):
-        weights, baseline = results[stage][1], results[0][1]
+    for run in (2, 3, "own"):
+        weights, baseline = results[run][1], results[0][1]
         assert weights.keys() == baseline.keys()
         diffs = torch.cat([(weights[name] - value).abs().flatten() for name, value in baseline.items()])
-        assert diffs.max() < 0.1 * lr, f"ZeRO-{stage}: max difference {diffs.max():.2e}"
-        assert diffs.mean() < 1e-4 * lr, f"ZeRO-{stage}: mean difference {diffs.mean():.2e}"
+        assert diffs.max() < 0.1 * lr, f"{run}: max difference {diffs.max():.2e}"
+        assert diffs.mean() < 1e-4 * lr, f"{run}: mean difference {diffs.mean():.2e}"
     moved = max((results[0][1][name] - initial[name]).abs().max() for name in initial)
     assert moved > 0.5 * lr
 

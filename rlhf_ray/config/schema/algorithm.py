@@ -93,9 +93,10 @@ class AlgorithmConfig(Section):
     """Normalise GAE advantages over the batch (the critic-free estimators normalise their own way)."""
     old_logprobs: Literal["recompute", "rollout"] = "recompute"
     """The log-probs the PPO ratio starts from: ``recompute`` them with the policy (and log the
-    engine/policy mismatch), or take the engines' sampling log-probs (``rollout``: one policy forward
-    less per iteration; sound when engine and policy compute in the same precision, e.g. fp32, and
-    sample without top-k / top-p truncation)."""
+    engine/policy mismatch; when an iteration is one optimizer step of one epoch and the KL is not in
+    the reward, the update's own forward gives them, with no forward of their own), or take the
+    engines' sampling log-probs (``rollout``: one policy forward less per iteration; sound when engine
+    and policy compute in the same precision, e.g. fp32, and sample without top-k / top-p truncation)."""
     rollout_correction: RolloutCorrectionConfig = Field(default_factory=RolloutCorrectionConfig)
     """Importance correction of the policy loss for the engines' sampling distribution (needs
     ``old_logprobs: recompute``)."""

@@ -77,3 +77,13 @@ class Config(Section):
 
     def samples_per_step(self) -> int:
         return self.data.prompts_per_step * self.rollout.samples_per_prompt
+
+    def old_logprobs_from_update(self) -> bool:
+        """Whether the policy update itself gives the recomputed log-probs the PPO ratio starts from: when an
+        iteration is one epoch of one optimizer step, the update's only forward over each sample sees the
+        weights before the update, so a forward of their own would compute the same numbers. Not when the
+        KL is in the reward: the advantages need them before the update."""
+        kl_in_reward = self.algorithm.kl.placement == "reward" and "reference" in self.active_roles()
+        return (
+            self.algorithm.old_logprobs == "recompute" and self.optimizer_steps("policy", 1) == 1 and not kl_in_reward
+        )
