@@ -32,7 +32,7 @@ def check_config(cfg: Config) -> list[ConfigIssue]:
         check_environment,
         _check_lengths,
         _check_batch_sizes,
-        _check_offload,
+        _check_deepspeed_options,
         check_colocation,
         check_resources_fit,
     ):
@@ -275,12 +275,16 @@ def _check_batch_sizes(cfg: Config) -> list[ConfigIssue]:
     return issues
 
 
-def _check_offload(cfg: Config) -> list[ConfigIssue]:
+def _check_deepspeed_options(cfg: Config) -> list[ConfigIssue]:
     issues = []
     for role in cfg.trained_roles():
         train = getattr(cfg.train, role)
         if train.offload_params and train.zero_stage != 3:
             issues.append(ConfigIssue(f"train.{role}.offload_params", "needs zero_stage 3 (parameters are sharded)"))
+        if train.compile and train.zero_stage == 3:
+            issues.append(
+                ConfigIssue(f"train.{role}.compile", "needs zero_stage 0-2 (ZeRO-3 gathers parameters in hooks)")
+            )
         if (train.offload_params or train.offload_optimizer) and cfg.resources.device == "cpu":
             issues.append(
                 ConfigIssue(f"train.{role}", "offloading to CPU memory only applies on GPUs (resources.device is cpu)")

@@ -96,6 +96,8 @@ class TrainingEngine:
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model, optimizer=optimizer, lr_scheduler=scheduler, config=self.config
         )
+        if train.compile:  # in place: the parameters keep their names for checkpoints and weight syncs
+            self.engine.module.base_model.compile(dynamic=True)
 
     @property
     def module(self) -> torch.nn.Module:

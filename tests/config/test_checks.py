@@ -278,6 +278,13 @@ def test_offload_needs_zero_3_for_params_and_a_gpu():
     assert found["train.policy"] == "offloading to CPU memory only applies on GPUs (resources.device is cpu)"
 
 
+def test_compile_needs_zero_0_to_2():
+    compiled = {"micro_batch_size": 4, "global_batch_size": 16, "compile": True}
+    found = issues_of(base(train={"critic": {**compiled, "zero_stage": 3}, "policy": {**compiled, "zero_stage": 2}}))
+    assert found["train.critic.compile"] == "needs zero_stage 0-2 (ZeRO-3 gathers parameters in hooks)"
+    assert "train.policy.compile" not in found
+
+
 def stage_issues(raw: dict, stage: str) -> dict[str, str]:
     with pytest.raises(ConfigError) as exc:
         validate_config(raw, stages=(stage,))

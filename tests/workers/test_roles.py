@@ -182,10 +182,13 @@ def one_update(cfg, paths, batch: SequenceBatch) -> tuple[dict, dict]:
     return metrics, weights
 
 
-def test_one_update_gives_the_same_weights_under_zero_0_2_3_and_with_its_own_old_logprobs(tiny_dir, tiny_paths):
-    """ZeRO stages 0, 2 and 3 make the same update. So does an update given no old log-probs (one optimizer
-    step: ``Config.old_logprobs_from_update``), whose forward gives them: it hands back the log-probs of
-    the weights before it, each sample's in its row whatever the micro-batches' shuffle."""
+def test_one_update_gives_the_same_weights_under_zero_0_2_3_compiled_and_with_its_own_old_logprobs(
+    tiny_dir, tiny_paths
+):
+    """ZeRO stages 0, 2 and 3 make the same update, and so does a compiled model (``train.policy.compile``).
+    So does an update given no old log-probs (one optimizer step: ``Config.old_logprobs_from_update``),
+    whose forward gives them: it hands back the log-probs of the weights before it, each sample's in its
+    row whatever the micro-batches' shuffle."""
     lr = 1e-4
     batch = random_batch(8, seed=5)
     initial = AutoModelForCausalLM.from_pretrained(tiny_paths.policy, dtype=torch.float32).state_dict()
@@ -193,11 +196,11 @@ def test_one_update_gives_the_same_weights_under_zero_0_2_3_and_with_its_own_old
     old_logprobs = reference_logprobs(tiny_paths.policy, batch)
     batch = batch.with_fields(advantages=torch.randn(batch.response_mask.shape, generator=gen) * batch.response_mask)
     results = {}
-    for run in (0, 2, 3, "own"):
+    for run in (0, 2, 3, "own", "compiled"):
         cfg = role_config(
             tiny_dir,
             algorithm={"kl": {"estimator": "k3", "placement": "loss"}},
-            train={"policy": policy_training(2 if run == "own" else run, lr)},
+            train={"policy": policy_training(run if isinstance(run, int) else 2, lr, compile=run == "compiled")},
             resources={"device": "cpu", "policy": {"gpus_per_node": 2}},
         )
         assert cfg.old_logprobs_from_update()
@@ -205,14 +208,14 @@ def test_one_update_gives_the_same_weights_under_zero_0_2_3_and_with_its_own_old
             cfg, tiny_paths, batch if run == "own" else batch.with_fields(old_logprobs=old_logprobs)
         )
     norms = {run: metrics["grad_norm"] for run, (metrics, _) in results.items()}
-    for run in (2, 3, "own"):
+    for run in (2, 3, "own", "compiled"):
         assert norms[run] == pytest.approx(norms[0], rel=1e-4), run
     assert (results["own"][0]["old_logprobs"] - old_logprobs).abs().max() < EXACT
     assert "old_logprobs" not in results[0][0]
     # Adam's first step moves each weight by lr * g / (|g| + eps): about lr, except where a gradient is
     # near eps, and there a rounding difference in g shows. So: every weight within 10% of one step,
     # and on average within 0.01%.
-    for run in (2, 3, "own"):
+    for run in (2, 3, "own", "compiled"):
         weights, baseline = results[run][1], results[0][1]
         assert weights.keys() == baseline.keys()
         diffs = torch.cat([(weights[name] - value).abs().flatten() for name, value in baseline.items()])

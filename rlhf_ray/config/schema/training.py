@@ -41,6 +41,11 @@ class OptimizationConfig(Section):
     """Gradient-norm clip; None disables it."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass to save memory."""
+    compile: bool = False
+    """``torch.compile`` the model's transformer (shapes dynamic, so once per process): the elementwise
+    work between the matrix products fused, forward and backward. Pays on long runs: on 2 CPU cores in
+    bf16 the benchmark policy's update takes 20-30 % less, after about 35 s of compiling (and 13 s
+    more for a forward without gradients). ZeRO stages 0-2."""
 
 
 class RoleTrainingConfig(OptimizationConfig):
