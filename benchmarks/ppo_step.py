@@ -5,13 +5,18 @@ reward, reference) and PPO (critic, reference, reward model), in fp32 and in bf1
 
 Shape: a Llama-style policy with vocab 1024, hidden 256, intermediate 688, 4 layers, 4 heads (random
 init, seed 0); 32 prompts of 8-16 tokens x 4 samples = 128 responses of up to 32 new tokens per step;
-one epoch in micro-batches of 32; one optimizer step per iteration. The CPU configs' layout: every role
-and the engine in one process, on-policy (``rollout.weight_sync=broadcast rollout.async_steps=1
+one epoch, one optimizer step per iteration. The CPU configs' layout: every role and the engine in one
+process, on-policy (``rollout.weight_sync=broadcast rollout.async_steps=1
 algorithm.rollout_correction.mode=tis`` gives the engine a process of its own, a step ahead).
 ``fp32``: every role and engine in fp32; ``bf16``: the trained roles in bf16 with fp32 master weights,
-the engines, the reference and the reward model in bf16. Figures are medians over steps 3-10.
+the engines, the reference and the reward model in bf16. Figures are medians over steps 3-10; the
+first step, which compiles, is printed apart.
 
-    .venv/bin/python benchmarks/ppo_step.py [--steps 11] [--only grpo|ppo] [--precision fp32|bf16] [overrides ...]
+The settings of a long run: every model compiled (``train.<role>.compile``, ``models.<role>.compile``,
+``rollout.enforce_eager: false``) and every forward and update over the step's 128 samples at once.
+``--eager`` runs as the CPU demo does: nothing compiled, micro-batches of 32.
+
+    .venv/bin/python benchmarks/ppo_step.py [--steps 11] [--only grpo|ppo] [--precision fp32|bf16] [--eager] [overrides]
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import os
 import statistics
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -74,24 +80,26 @@ def write_prompts(workdir: str) -> str:
     return path
 
 
-def experiment(variant: str, precision: str, workdir: str, steps: int, overrides: list[str]) -> dict:
+def experiment(variant: str, precision: str, workdir: str, steps: int, eager: bool, overrides: list[str]) -> dict:
     dtype = PRECISION_SETTINGS[precision]["dtype"]
+    compiled, micro_batch = not eager, 32 if eager else 128
     trained = {
         "precision": PRECISION_SETTINGS[precision]["precision"],
         "zero_stage": 2,
         "lr": 1e-4,
-        "micro_batch_size": 32,
+        "micro_batch_size": micro_batch,
         "global_batch_size": 128,
+        "compile": compiled,
     }
+    frozen = {"dtype": dtype, "compile": compiled}
     raw = {
         "name": f"bench_{variant}_{precision}",
-        "models": {"tiny": {**MODEL, "output_dir": f"{workdir}/tiny"}, "reference": {"dtype": dtype},
-                   "reward": {"dtype": dtype}},
+        "models": {"tiny": {**MODEL, "output_dir": f"{workdir}/tiny"}, "reference": frozen, "reward": frozen},
         "data": {"train_path": write_prompts(workdir), "apply_chat_template": False,
                  "max_prompt_length": max(PROMPT_TOKENS), "prompts_per_step": 32},
-        "rollout": {"samples_per_prompt": 4, "max_new_tokens": 32, "dtype": dtype, "enforce_eager": True,
+        "rollout": {"samples_per_prompt": 4, "max_new_tokens": 32, "dtype": dtype, "enforce_eager": eager,
                     "temperature": 1.0, "weight_sync": "in_process"},
-        "train": {"max_steps": steps, "forward_micro_batch_size": 32, "policy": trained, "critic": trained},
+        "train": {"max_steps": steps, "forward_micro_batch_size": micro_batch, "policy": trained, "critic": trained},
         "resources": {"device": "cpu", "colocate": [["policy", "critic", "reference", "reward"]],
                       "shared_processes": True},
         "logging": {"dir": f"{workdir}/logs", "wandb": {"mode": "disabled"}, "sample_table_interval": 0},
@@ -140,10 +148,12 @@ def _pss(pid: int) -> int:
     return 0
 
 
-def measure(variant: str, precision: str, steps: int, overrides: list[str]) -> dict[str, float]:
+def measure(variant: str, precision: str, steps: int, eager: bool, overrides: list[str]) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as workdir, PeakMemory() as memory:
-        cfg = validate_config(experiment(variant, precision, workdir, steps, overrides))
+        cfg = validate_config(experiment(variant, precision, workdir, steps, eager, overrides))
+        started = time.perf_counter()
         result = train(cfg)
+        run_seconds = time.perf_counter() - started
         ray.shutdown()
         records = [json.loads(line) for line in result.metrics_file.read_text().splitlines()]
     # The last step also saves a checkpoint; steps 3..N-1 are the steady state.
@@ -154,6 +164,8 @@ def measure(variant: str, precision: str, steps: int, overrides: list[str]) -> d
     median["samples_per_s"] = samples / median["timing/step"]
     median["tokens_per_s"] = tokens / median["timing/step"]
     median["peak_pss"] = memory.peak
+    median["first_step"] = records[0]["timing/step"]
+    median["run"] = run_seconds
     return median
 
 
@@ -162,20 +174,23 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=11)
     parser.add_argument("--only", choices=sorted(VARIANTS))
     parser.add_argument("--precision", choices=sorted(PRECISION_SETTINGS))
+    parser.add_argument("--eager", action="store_true", help="nothing compiled, micro-batches of 32 (the CPU demo's)")
     parser.add_argument("overrides", nargs="*", help="dotted config overrides for every run")
     args = parser.parse_args()
     precisions = [p for p in PRECISION_SETTINGS if args.precision in (None, p)]
     rates = {p: matmul_rate(FLOOR_MODEL, available_cores(), PRECISIONS[p]) for p in precisions}
     runs = [(v, p) for p in precisions for v in VARIANTS if args.only in (None, v)]
-    results = {run: measure(*run, args.steps, args.overrides) for run in runs}
+    results = {run: measure(*run, args.steps, args.eager, args.overrides) for run in runs}
     work = phase_flops()
-    print(f"\nmedian over steps 3-{args.steps - 1}; 128 samples per step")
+    settings = "eager, micro-batches of 32" if args.eager else "compiled, micro-batches of 128"
+    print(f"\nmedian over steps 3-{args.steps - 1}; 128 samples per step; {settings}")
     for (variant, precision), m in results.items():
         step = m["timing/step"]
         print(
             f"\n{variant} {precision}: {step:.2f} s/step (target {TARGETS[variant, precision]:.1f}), "
             f"{m['samples_per_s']:.1f} samples/s, {m['tokens_per_s']:.0f} generated tokens/s, "
-            f"peak PSS {m['peak_pss'] / 2**30:.2f} GiB; {precision} matmul {rates[precision] / 1e9:.0f} GFLOP/s"
+            f"peak PSS {m['peak_pss'] / 2**30:.2f} GiB; {precision} matmul {rates[precision] / 1e9:.0f} GFLOP/s; "
+            f"first step {m['first_step']:.1f} s, whole run {m['run']:.0f} s"
         )
         floor = 0.0
         for phase in PHASES:

@@ -20,7 +20,7 @@ from rlhf_ray.algorithms.kl import (
     register_kl_estimator,
 )
 from rlhf_ray.algorithms.kl_penalty import kl_penalty_rewards
-from rlhf_ray.algorithms.logprobs import entropy_from_logits, logprobs_from_logits
+from rlhf_ray.algorithms.logprobs import logprobs_and_entropy_from_logits, logprobs_from_logits
 from rlhf_ray.algorithms.masked import (
     last_token_mask,
     masked_count,
@@ -64,13 +64,13 @@ __all__ = [
     "clipped_value_loss",
     "discounted_returns",
     "dpo_loss",
-    "entropy_from_logits",
     "get_advantage_estimator",
     "importance_weights",
     "kl_estimate",
     "kl_penalty_rewards",
     "last_token_mask",
     "logprob_mismatch",
+    "logprobs_and_entropy_from_logits",
     "logprobs_from_logits",
     "masked_count",
     "masked_mean",

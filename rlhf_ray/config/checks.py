@@ -289,6 +289,12 @@ def _check_deepspeed_options(cfg: Config) -> list[ConfigIssue]:
             issues.append(
                 ConfigIssue(f"train.{role}", "offloading to CPU memory only applies on GPUs (resources.device is cpu)")
             )
+    for role in ("reference", "reward"):
+        model = getattr(cfg.models, role)
+        if model.compile and model.zero_stage == 3:
+            issues.append(
+                ConfigIssue(f"models.{role}.compile", "needs zero_stage 0 (ZeRO-3 gathers parameters in hooks)")
+            )
     return issues
 
 

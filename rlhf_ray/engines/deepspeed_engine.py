@@ -96,8 +96,8 @@ class TrainingEngine:
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model, optimizer=optimizer, lr_scheduler=scheduler, config=self.config
         )
-        if train.compile:  # in place: the parameters keep their names for checkpoints and weight syncs
-            self.engine.module.base_model.compile(dynamic=True)
+        if train.compile:
+            compile_transformer(self.engine.module)
 
     @property
     def module(self) -> torch.nn.Module:
@@ -174,11 +174,16 @@ class TrainingEngine:
 class InferenceEngine:
     """A frozen model: a full replica per rank (ZeRO 0) or sharded over the ranks (ZeRO 3)."""
 
-    def __init__(self, build_model: ModelBuilder, zero_stage: int, world_size: int, device: torch.device):
+    def __init__(
+        self, build_model: ModelBuilder, zero_stage: int, world_size: int, device: torch.device, compile: bool = False
+    ):
+        """``compile``: ``compile_transformer`` the model (ZeRO 0 only)."""
         self.zero_stage = zero_stage
         if zero_stage == 0:
             self.module = build_model().to(device).eval()
             self.module.requires_grad_(False)
+            if compile:
+                compile_transformer(self.module)
             return
         config = _base_config(zero_stage, False, 1, 1, world_size)
         with _sharded_construction(config):
@@ -190,6 +195,12 @@ class InferenceEngine:
 
     def full_state_dict(self) -> dict[str, torch.Tensor] | None:
         return full_state_dict(self.module, self.zero_stage)
+
+
+def compile_transformer(model: torch.nn.Module) -> None:
+    """``torch.compile`` the model's transformer in place, shapes dynamic (one compilation for every batch
+    and sequence length): the parameters keep their names for checkpoints and weight syncs."""
+    model.base_model.compile(dynamic=True)
 
 
 def full_state_dict(module: torch.nn.Module, zero_stage: int) -> dict[str, torch.Tensor] | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from rlhf_ray.algorithms import entropy_from_logits, logprobs_from_logits
+from rlhf_ray.algorithms import logprobs_and_entropy_from_logits, logprobs_from_logits
 from rlhf_ray.data import SequenceBatch
 
 
@@ -34,19 +34,23 @@ def _model_inputs(batch: SequenceBatch) -> dict:
 def _response_logits(model: torch.nn.Module, batch: SequenceBatch, temperature: float) -> torch.Tensor:
     """[B, R, V] logits predicting each response token (the LM head runs on those positions only),
     divided by the sampling ``temperature``: the distribution the responses were drawn from."""
-    keep = batch.response_length + 1
-    logits = model(**_model_inputs(batch), logits_to_keep=keep).logits[:, :-1]
+    length = batch.sequences.shape[1]
+    # An index, not a slice: the LM head then multiplies gathered (contiguous) hidden states in one matrix
+    # product; on a sliced view torch copies the head's weight once per row (bf16 on CPU: 16 of a 75 ms
+    # reference forward over 128 rows).
+    predicting = torch.arange(length - batch.response_length - 1, length - 1, device=batch.sequences.device)
+    logits = model(**_model_inputs(batch), logits_to_keep=predicting).logits
     return logits if temperature == 1.0 else logits.float() / temperature
 
 
-def _logprobs(logits: torch.Tensor, batch: SequenceBatch) -> torch.Tensor:
-    response_tokens = batch.sequences[:, -batch.response_length :]
-    return logprobs_from_logits(logits, response_tokens) * batch.response_mask
+def _response_tokens(batch: SequenceBatch) -> torch.Tensor:
+    return batch.sequences[:, -batch.response_length :]
 
 
 def response_logprobs(model: torch.nn.Module, batch: SequenceBatch, temperature: float = 1.0) -> torch.Tensor:
     """Per-token log-probs [B, R] of the response tokens under softmax(logits / temperature)."""
-    return _logprobs(_response_logits(model, batch, temperature), batch)
+    logits = _response_logits(model, batch, temperature)
+    return logprobs_from_logits(logits, _response_tokens(batch)) * batch.response_mask
 
 
 def response_logprobs_and_entropy(
@@ -55,7 +59,8 @@ def response_logprobs_and_entropy(
     """Per-token log-probs [B, R] of the response tokens, and the entropy [B, R] there, both of
     softmax(logits / temperature)."""
     logits = _response_logits(model, batch, temperature)
-    return _logprobs(logits, batch), entropy_from_logits(logits) * batch.response_mask
+    logprobs, entropy = logprobs_and_entropy_from_logits(logits, _response_tokens(batch))
+    return logprobs * batch.response_mask, entropy * batch.response_mask
 
 
 def response_values(model: torch.nn.Module, batch: SequenceBatch) -> torch.Tensor:

@@ -63,7 +63,8 @@ class PPOIteration:
         with timer.phase("advantages"):
             batch, metrics = compute_advantages(batch, cfg.algorithm, self.kl.value, cfg.rollout.samples_per_prompt)
             if not self.old_logprobs_from_update:
-                batch = self.old_policy_terms(batch, metrics)
+                batch, old_metrics = old_policy_terms(batch, cfg.algorithm)
+                metrics.update(old_metrics)
         share_cores(roles.trained().values(), alongside=roles.rollout.engines_alongside)
         with timer.phase("update"):
             updates = {"policy_update": roles.policy.update(batch, kl_coef=self.kl.value)}
@@ -71,9 +72,9 @@ class PPOIteration:
                 updates["critic_update"] = roles.critic.update(batch)
             results = _gather_timed(updates, timer)
         if self.old_logprobs_from_update:
-            batch = self.old_policy_terms(
-                batch.with_fields(old_logprobs=results["policy_update"].pop("old_logprobs")), metrics
-            )
+            old_logprobs = results["policy_update"].pop("old_logprobs")
+            batch, old_metrics = old_policy_terms(batch.with_fields(old_logprobs=old_logprobs), cfg.algorithm)
+            metrics.update(old_metrics)
         if cfg.rollout.async_steps:
             with timer.phase("generate_ahead"):  # what the update did not hide of the next steps' sampling
                 roles.rollout.finish_generating()
@@ -142,13 +143,6 @@ class PPOIteration:
             values=results.get("values"),
         )
         return scored, reward_metrics
-
-    def old_policy_terms(self, batch: SequenceBatch, metrics: dict[str, float]) -> SequenceBatch:
-        """The batch with the rollout correction's weights from its ``old_logprobs``; their statistics and
-        the KL to the reference into ``metrics``."""
-        batch, old_metrics = old_policy_terms(batch, self.cfg.algorithm)
-        metrics.update(old_metrics)
-        return batch
 
     def rewards(self, answer: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """The [B] rewards from the reward role's answer: a model's scores, or the [B, F] values of the

@@ -68,6 +68,7 @@ class DPOWorker(TrainedRoleWorker):
             3 if train.zero_stage == 3 else 0,
             self.world_size,
             self.device_profile.torch_device,
+            compile=train.compile,
         )
 
     def _policy_and_reference(self, model: torch.nn.Module, pairs: PreferenceBatch) -> torch.Tensor:

@@ -47,9 +47,11 @@ class PolicyWorker(InProcessRollout, TrainedRoleWorker):
         kl_in_loss = algo.kl.placement == "loss" and kl_coef > 0
         temperature, max_length = self.cfg.rollout.scoring_temperature, self.cfg.rollout.max_response_tokens
         own_old_logprobs = batch.old_logprobs is None
-        if own_old_logprobs and not self.cfg.old_logprobs_from_update():
-            raise ValueError("policy update without old_logprobs: only an update of one optimizer step gives its own")
         if own_old_logprobs:
+            if not self.cfg.old_logprobs_from_update():
+                raise ValueError(
+                    "policy update without old_logprobs: only an update of one optimizer step gives its own"
+                )
             old_logprobs = torch.zeros(batch.response_mask.shape)
             batch = batch.with_fields(columns={**batch.columns, _ROW: list(range(len(batch)))})
 

@@ -23,6 +23,7 @@ class ReferenceWorker(FrozenRoleWorker):
             model.zero_stage,
             self.world_size,
             self.device_profile.torch_device,
+            compile=model.compile,
         )
 
     @dispatch(Dispatch.SHARDED)

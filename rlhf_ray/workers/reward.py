@@ -35,6 +35,7 @@ class RewardModelWorker(FrozenRoleWorker):
             model.zero_stage,
             self.world_size,
             self.device_profile.torch_device,
+            compile=model.compile,
         )
         self.stats = RewardStats.load(model_path) if self.cfg.reward.normalize else None
 

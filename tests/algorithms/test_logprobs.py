@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from rlhf_ray.algorithms import entropy_from_logits, logprobs_from_logits
+from rlhf_ray.algorithms import logprobs_and_entropy_from_logits, logprobs_from_logits
 
 B, T, V = 3, 4, 7
 
@@ -34,14 +34,16 @@ def labels(gen):
 def test_logprobs_and_entropy_match_loop(randn, labels, offset):
     logits = (randn(B, T, V, scale=3.0) + offset).float()
     expected_logprobs, expected_entropy = reference_logprobs_and_entropy(logits, labels)
-    torch.testing.assert_close(logprobs_from_logits(logits, labels).double(), expected_logprobs, rtol=0, atol=1e-5)
-    torch.testing.assert_close(entropy_from_logits(logits).double(), expected_entropy, rtol=0, atol=1e-5)
+    logprobs, entropy = logprobs_and_entropy_from_logits(logits, labels)
+    torch.testing.assert_close(logprobs.double(), expected_logprobs, rtol=0, atol=1e-5)
+    torch.testing.assert_close(entropy.double(), expected_entropy, rtol=0, atol=1e-5)
+    torch.testing.assert_close(logprobs_from_logits(logits, labels), logprobs, rtol=0, atol=0)
 
 
 def test_half_precision_logits_are_computed_in_float32(randn, labels):
     logits = (randn(B, T, V, scale=3.0) + 50.0).bfloat16()
     expected_logprobs, expected_entropy = reference_logprobs_and_entropy(logits, labels)
-    logprobs, entropy = logprobs_from_logits(logits, labels), entropy_from_logits(logits)
+    logprobs, entropy = logprobs_and_entropy_from_logits(logits, labels)
     assert logprobs.dtype == entropy.dtype == torch.float32
     torch.testing.assert_close(logprobs.double(), expected_logprobs, rtol=0, atol=1e-5)
     torch.testing.assert_close(entropy.double(), expected_entropy, rtol=0, atol=1e-5)
@@ -49,12 +51,12 @@ def test_half_precision_logits_are_computed_in_float32(randn, labels):
 
 def test_uniform_logits_have_maximal_entropy(labels):
     logits = torch.zeros(B, T, V, dtype=torch.float64)
-    torch.testing.assert_close(entropy_from_logits(logits), torch.full((B, T), math.log(V), dtype=torch.float64))
-    torch.testing.assert_close(
-        logprobs_from_logits(logits, labels), torch.full((B, T), -math.log(V), dtype=torch.float64)
-    )
+    logprobs, entropy = logprobs_and_entropy_from_logits(logits, labels)
+    torch.testing.assert_close(entropy, torch.full((B, T), math.log(V), dtype=torch.float64))
+    torch.testing.assert_close(logprobs, torch.full((B, T), -math.log(V), dtype=torch.float64))
 
 
 def test_labels_not_aligned_with_logits_are_rejected(randn, labels):
-    with pytest.raises(ValueError, match=r"expected logits \[B, T, V\] and labels \[B, T\]"):
-        logprobs_from_logits(randn(B, T + 1, V), labels)
+    for compute in (logprobs_from_logits, logprobs_and_entropy_from_logits):
+        with pytest.raises(ValueError, match=r"expected logits \[B, T, V\] and labels \[B, T\]"):
+            compute(randn(B, T + 1, V), labels)

@@ -285,6 +285,12 @@ def test_compile_needs_zero_0_to_2():
     assert "train.policy.compile" not in found
 
 
+def test_frozen_compile_needs_zero_0():
+    found = issues_of(base(models={"reference": {"compile": True, "zero_stage": 3}, "reward": {"compile": True}}))
+    assert found["models.reference.compile"] == "needs zero_stage 0 (ZeRO-3 gathers parameters in hooks)"
+    assert "models.reward.compile" not in found
+
+
 def stage_issues(raw: dict, stage: str) -> dict[str, str]:
     with pytest.raises(ConfigError) as exc:
         validate_config(raw, stages=(stage,))

@@ -15,9 +15,10 @@ def auto_size(**rollout) -> int:
 
 
 def test_one_block_per_sequence_of_a_step_and_the_block_vllm_keeps_aside():
-    # 32 prompts x 4 samples of at most 16 + 32 tokens: one 128-token block each, and one more.
+    # 32 prompts x 4 samples of at most 16 + 32 tokens: two 32-token blocks each, and one more.
+    assert CPU_BLOCK_SIZE == 32
     size = auto_size(samples_per_prompt=4)
-    assert size == (128 + 1) * CPU_BLOCK_SIZE * BYTES_PER_TOKEN
+    assert size == (128 * 2 + 1) * CPU_BLOCK_SIZE * BYTES_PER_TOKEN
     blocks = size // (CPU_BLOCK_SIZE * BYTES_PER_TOKEN)
     sampling = SamplingSpec(n=4, temperature=1.0, top_p=1.0, top_k=-1, max_new_tokens=32)
     longest_prompts = [[5] * 16] * 32
@@ -27,15 +28,15 @@ def test_one_block_per_sequence_of_a_step_and_the_block_vllm_keeps_aside():
 
 def test_several_engines_each_hold_a_call_and_conversations_their_every_turn():
     # 2 engines: the step goes out in 4 calls of 8 prompts.
-    assert auto_size(samples_per_prompt=4, num_engines=2) == (32 + 1) * CPU_BLOCK_SIZE * BYTES_PER_TOKEN
-    # 3 turns of 32 tokens and 2 user messages of 40: 16 + 96 + 80 = 192 tokens, two blocks per sequence.
+    assert auto_size(samples_per_prompt=4, num_engines=2) == (32 * 2 + 1) * CPU_BLOCK_SIZE * BYTES_PER_TOKEN
+    # 3 turns of 32 tokens and 2 user messages of 40: 16 + 96 + 80 = 192 tokens, six blocks per sequence.
     conversation = auto_size(
         samples_per_prompt=2,
         max_turns=3,
         environment="rlhf_ray.environments.instructed:InstructingUser",
         max_environment_tokens=40,
     )
-    assert conversation == (64 * 2 + 1) * CPU_BLOCK_SIZE * BYTES_PER_TOKEN
+    assert conversation == (64 * 6 + 1) * CPU_BLOCK_SIZE * BYTES_PER_TOKEN
 
 
 def test_a_size_given_in_bytes_is_kept():
