@@ -25,7 +25,9 @@ SHORT_DEMO = [
     "train.max_steps=2",
     "data.prompts_per_step=4",
     "train.policy.global_batch_size=16",
+    "train.policy.micro_batch_size=16",
     "train.critic.global_batch_size=16",
+    "train.critic.micro_batch_size=16",
     "checkpoint.export_dir=null",
     # The demo's relative output folders land in the job's copy of the working directory, which the
     # first test looks into.
