@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -180,9 +181,15 @@ def test_responses_are_sampled_ahead_in_batches(tmp_path):
         batches.append(list(indices))
         return [made_up_item(i) for i in indices]
 
+    def sampled() -> set[int]:
+        return {i for batch in list(batches) for i in batch}
+
     session = made_up_session(tmp_path / "j.jsonl", target=20, make=make)
     label(session, "ann", 3)
+    deadline = time.monotonic() + 30  # the items ahead are sampled on the prefetcher's thread
+    while not {0, 1, 2, 3, 4, 5, 6} <= sampled() and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert batches[0] == [0, 1, 2, 3]  # the first batch: what was asked for, then the next ones
     assert all(len(batch) <= 4 for batch in batches)
-    assert {0, 1, 2, 3, 4, 5, 6} <= {i for batch in batches for i in batch}
+    assert {0, 1, 2, 3, 4, 5, 6} <= sampled()
     session.close()
