@@ -144,6 +144,14 @@ def share_cores(groups: Iterable[RoleGroup], alongside: int = 0) -> None:
         actor.share_cores.remote(ranks_on[node] + alongside)
 
 
+def freeze_heaps(groups: Iterable[RoleGroup]) -> None:
+    """``heap.freeze_heap`` in every process of ``groups``, each process once (before its next call: a
+    rank's calls run in the order they are sent)."""
+    processes = {actor_id(actor): actor for group in groups for actor in group.actors}
+    for actor in processes.values():
+        actor.freeze_heap.remote()
+
+
 def _pad_to_multiple(batch, multiple: int):
     missing = -len(batch) % multiple
     if not missing:

@@ -16,10 +16,10 @@ def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-def _before_response(batch: SequenceBatch, per_position: torch.Tensor) -> torch.Tensor:
-    """The slice of a [B, P + R, ...] tensor whose positions predict the R response tokens."""
-    response_len = batch.response_length
-    return per_position[:, -response_len - 1 : -1]
+def _predicting_response(batch: SequenceBatch) -> torch.Tensor:
+    """The indices [R] of the positions of a [B, P + R] batch that predict its R response tokens."""
+    length = batch.sequences.shape[1]
+    return torch.arange(length - batch.response_length - 1, length - 1, device=batch.sequences.device)
 
 
 def _model_inputs(batch: SequenceBatch) -> dict:
@@ -34,12 +34,10 @@ def _model_inputs(batch: SequenceBatch) -> dict:
 def _response_logits(model: torch.nn.Module, batch: SequenceBatch, temperature: float) -> torch.Tensor:
     """[B, R, V] logits predicting each response token (the LM head runs on those positions only),
     divided by the sampling ``temperature``: the distribution the responses were drawn from."""
-    length = batch.sequences.shape[1]
     # An index, not a slice: the LM head then multiplies gathered (contiguous) hidden states in one matrix
     # product; on a sliced view torch copies the head's weight once per row (bf16 on CPU: 16 of a 75 ms
     # reference forward over 128 rows).
-    predicting = torch.arange(length - batch.response_length - 1, length - 1, device=batch.sequences.device)
-    logits = model(**_model_inputs(batch), logits_to_keep=predicting).logits
+    logits = model(**_model_inputs(batch), logits_to_keep=_predicting_response(batch)).logits
     return logits if temperature == 1.0 else logits.float() / temperature
 
 
@@ -66,7 +64,7 @@ def response_logprobs_and_entropy(
 def response_values(model: torch.nn.Module, batch: SequenceBatch) -> torch.Tensor:
     """Per-token values [B, R] from a token-classification model with one label."""
     values = model(**_model_inputs(batch)).logits.squeeze(-1)
-    return _before_response(batch, values).float() * batch.response_mask
+    return values[:, _predicting_response(batch)].float() * batch.response_mask
 
 
 def sequence_scores(model: torch.nn.Module, batch: SequenceBatch) -> torch.Tensor:

@@ -176,8 +176,9 @@ class PPORun:
             cfg.rollout.async_steps,
             iteration.rollouts,
         )
+        first_step = state.step + 1
         saved_step = state.step
-        for step in range(state.step + 1, self.total_steps + 1):
+        for step in range(first_step, self.total_steps + 1):
             self.timer = timer = PhaseTimer()
             last = step == self.total_steps
             with timer.phase("step"):
@@ -188,6 +189,8 @@ class PPORun:
                     with timer.phase("checkpoint"):
                         self.latest = self.checkpoints.save(step, asdict(state), roles.trained())
                         saved_step = step
+            if step == first_step:
+                roles.freeze_heaps()
             if self.eval_set is not None and every(step, cfg.train.eval_interval):
                 metrics.update(iteration.evaluate(self.eval_set, state))
             metrics |= self.recovery_metrics()

@@ -19,7 +19,7 @@ from rlhf_ray.data.records import LoadedRows
 from rlhf_ray.data.sampler import PromptSampler
 from rlhf_ray.distributed.cluster import connect
 from rlhf_ray.distributed.placement import release, reserve
-from rlhf_ray.distributed.role_group import RoleGroup, share_cores
+from rlhf_ray.distributed.role_group import RoleGroup, freeze_heaps, share_cores
 from rlhf_ray.models import load_tokenizer
 from rlhf_ray.models.checks import ModelFolder, check_model_folders
 from rlhf_ray.tracking import PhaseTimer, Tracker, default_run_name
@@ -104,7 +104,8 @@ def run_stage(stage: Stage) -> StageResult:
         if eval_batch is not None and state["step"] == 0:
             tracker.log(0, stage.evaluate(group, eval_batch))  # the starting model, to compare against
         metrics: dict[str, float] = {}
-        for step in range(state["step"] + 1, total_steps + 1):
+        first_step = state["step"] + 1
+        for step in range(first_step, total_steps + 1):
             timer = PhaseTimer()
             last = step == total_steps
             with timer.phase("step"):
@@ -118,6 +119,8 @@ def run_stage(stage: Stage) -> StageResult:
                 if every(step, section.checkpoint.interval) or last:
                     with timer.phase("checkpoint"):
                         checkpoints.save(step, state, {stage.role: group})
+            if step == first_step:
+                freeze_heaps([group])  # once the first step has compiled what it compiles
             metrics["data/skipped_rows"] = float(sum(train_rows.skipped.values()))
             metrics.update({f"data/excluded_rows/{why}": float(n) for why, n in train_rows.excluded.items()})
             tracker.log(step, metrics | timer.metrics())

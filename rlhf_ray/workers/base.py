@@ -21,6 +21,7 @@ from rlhf_ray.config.schema import OptimizationConfig
 from rlhf_ray.data import SequenceBatch
 from rlhf_ray.distributed.dispatch import Dispatch, dispatch
 from rlhf_ray.distributed.failures import own_log_file
+from rlhf_ray.distributed.heap import freeze_heap
 from rlhf_ray.distributed.process_group import destroy_process_group, init_process_group, rendezvous_address
 from rlhf_ray.engines.deepspeed_engine import InferenceEngine, TrainingEngine
 from rlhf_ray.workers.training_loop import LossFn, LossUnits, train_on_batch
@@ -54,6 +55,9 @@ class RoleWorker:
         if self.cfg.resources.threads_per_actor is None and self.device_profile.kind == "cpu":
             # torch._C's own: vLLM replaces torch.set_num_threads with a no-op in a process hosting its engine.
             torch._C.set_num_threads(max(1, available_cores() // ranks_on_node))
+
+    def freeze_heap(self) -> None:
+        freeze_heap()
 
     def init_process_group(self, master_addr: str, master_port: int) -> None:
         init_process_group(

@@ -13,7 +13,7 @@ from rlhf_ray.config.plugins import import_object
 from rlhf_ray.config.schema.roles import ROLE_SPECS, RoleSpec
 from rlhf_ray.distributed.failures import RestartBudget, RoleFailure, get_all, identify
 from rlhf_ray.distributed.placement import RoleSlots, release, reserve
-from rlhf_ray.distributed.role_group import RoleGroup
+from rlhf_ray.distributed.role_group import RoleGroup, freeze_heaps
 from rlhf_ray.distributed.role_host import RoleHosts
 from rlhf_ray.models.paths import ModelPaths
 from rlhf_ray.workers.rollout_group import RolloutGroup
@@ -45,6 +45,11 @@ class RoleGroups:
     def trained(self) -> dict[str, RoleGroup]:
         """The groups a checkpoint saves: those of the trained roles."""
         return {name: group for name, group in self.groups.items() if ROLE_SPECS[name].trained}
+
+    def freeze_heaps(self) -> None:
+        """Once the first step has run (and compiled what it compiles): the objects every role process
+        holds out of its garbage collections' walks (``RoleWorker.freeze_heap``)."""
+        freeze_heaps(self.groups.values())
 
     def failure(self, error: RayActorError, phase: str) -> RoleFailure | None:
         """Which role rank or engine ``error`` says died, during the driver's ``phase``."""
